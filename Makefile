@@ -1,0 +1,46 @@
+# Two commands do everything: `make run` and `make test`.
+ADDR ?= 127.0.0.1:8000
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint format migrations-check bench demo
+
+$(PY):
+	@PYTHON_BIN=$$(./.ci/find-python) || exit 1; \
+	echo "Creating $(VENV) with $$PYTHON_BIN"; \
+	"$$PYTHON_BIN" -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# The gallery with demo data on the embedded default (SQLite, local media).
+run: $(VENV)/.installed
+	DJANGO_DEBUG=on $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=on $(PY) manage.py seed_demo
+	@echo ""
+	@echo "  Gallery:     http://$(ADDR)/"
+	@echo "  Staff login: http://$(ADDR)/admin/  user: demo  password: demo-gallery-2026"
+	@echo ""
+	DJANGO_DEBUG=on $(PY) manage.py runserver --noreload $(ADDR)
+
+test: $(VENV)/.installed-dev
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrations-check: $(VENV)/.installed
+	DJANGO_DEBUG=on $(PY) manage.py makemigrations --check --dry-run
+
+bench: $(VENV)/.installed-dev
+	DJANGO_DEBUG=on $(PY) bench/images.py

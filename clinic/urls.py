@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.sitemaps.views import sitemap
+from django.urls import include, path, re_path
+
+from gallery import views as gallery_views
+from gallery.sitemaps import CaseSitemap, TreatmentSitemap
+
+sitemaps = {"cases": CaseSitemap, "treatments": TreatmentSitemap}
+
+urlpatterns = [
+    path("", include("gallery.urls")),
+    path("healthz", gallery_views.healthz, name="healthz"),
+    path("robots.txt", gallery_views.robots_txt, name="robots"),
+    path("sitemap.xml", sitemap, {"sitemaps": sitemaps}, name="sitemap"),
+    re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
+    path("admin/", admin.site.urls),
+]

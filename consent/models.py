@@ -1,0 +1,331 @@
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from consent.signals import consent_changed
+
+
+class Patient(models.Model):
+    reference = models.CharField(
+        max_length=64, unique=True, help_text="The clinic's chart reference."
+    )
+    full_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reference"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reference=""), name="consent_patient_reference_not_blank"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.full_name})"
+
+
+class ConsentForm(models.Model):
+    """A version of the consent text. Immutable once a consent references it."""
+
+    version = models.CharField(max_length=32, unique=True)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.title} (version {self.version})"
+
+    @classmethod
+    def current(cls) -> "ConsentForm | None":
+        return cls.objects.order_by("-created_at", "-pk").first()
+
+    @property
+    def in_use(self) -> bool:
+        return self.pk is not None and self.consents.exists()
+
+    def save(self, *args, **kwargs) -> None:
+        # A patient agreed to this exact text: changing it would falsify the record.
+        if self.in_use:
+            stored = ConsentForm.objects.get(pk=self.pk)
+            if (stored.version, stored.title, stored.body) != (self.version, self.title, self.body):
+                raise ValidationError(
+                    "This consent form version has been signed and can no longer be changed. "
+                    "Create a new version instead."
+                )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.in_use:
+            raise ValidationError("A signed consent form version cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+
+class ConsentQuerySet(models.QuerySet):
+    def active(self, at: datetime | None = None) -> "ConsentQuerySet":
+        """Consents in force at ``at`` (default: now): signed, not expired, not withdrawn."""
+        at = at or timezone.now()
+        return self.filter(signed_at__lte=at, expires_at__gt=at, withdrawn_at__isnull=True)
+
+    def expiring_within(self, days: int, at: datetime | None = None) -> "ConsentQuerySet":
+        at = at or timezone.now()
+        return self.active(at).filter(expires_at__lte=at + timedelta(days=days))
+
+    def lapsed_unrecorded(self, at: datetime | None = None) -> "ConsentQuerySet":
+        """Expired consents whose expiry has not been written to the audit trail yet."""
+        at = at or timezone.now()
+        recorded = ConsentEvent.objects.filter(
+            consent=models.OuterRef("pk"), kind=ConsentEvent.Kind.EXPIRED
+        )
+        return self.filter(expires_at__lte=at, withdrawn_at__isnull=True).exclude(
+            models.Exists(recorded)
+        )
+
+
+class Consent(models.Model):
+    class Channel(models.TextChoices):
+        STAFF = "staff", "Recorded by clinic staff"
+        PATIENT_PAGE = "patient_page", "By the patient on their consent page"
+        EMAIL = "email", "By email"
+        PHONE = "phone", "By phone"
+        PAPER = "paper", "In writing"
+        ADMIN = "admin", "In the admin"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
+    form = models.ForeignKey(
+        ConsentForm,
+        on_delete=models.PROTECT,
+        related_name="consents",
+        verbose_name="consent form version",
+    )
+    allow_website = models.BooleanField(
+        "clinic website", default=False, help_text="Photos may appear in the public gallery."
+    )
+    allow_social = models.BooleanField("social media", default=False)
+    allow_print = models.BooleanField("print", default=False)
+    allow_education = models.BooleanField("education and training", default=False)
+    identifiable = models.BooleanField(
+        "identifiable photos allowed",
+        default=False,
+        help_text="A recognisable face or feature may be shown. "
+        "Otherwise only de-identified crops may be published.",
+    )
+    patient_is_adult = models.BooleanField("patient is an adult", default=False)
+    signed_at = models.DateTimeField()
+    signed_by_name = models.CharField("signed by", max_length=200)
+    representative_authority = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="When a representative signs for the patient: their authority "
+        "(e.g. parent, legal guardian, power of attorney). Blank when the patient signed.",
+    )
+    signature = models.FileField(
+        upload_to="signatures/",
+        blank=True,
+        help_text="Drawn signature or scanned signed form (private).",
+    )
+    expires_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    withdrawal_channel = models.CharField(max_length=20, choices=Channel.choices, blank=True)
+    # The patient's private link: only a hash is stored, the token itself is sent once.
+    access_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+
+    objects = ConsentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-signed_at"]
+        permissions = [
+            ("withdraw_consent", "Can withdraw a consent"),
+            ("export_evidence", "Can export a consent evidence bundle"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("signed_at")),
+                name="consent_consent_expires_after_signing",
+            ),
+            models.CheckConstraint(
+                condition=Q(withdrawn_at__isnull=True) | Q(withdrawn_at__gte=F("signed_at")),
+                name="consent_consent_withdrawn_not_before_signing",
+            ),
+            models.CheckConstraint(
+                condition=(Q(withdrawn_at__isnull=True) & Q(withdrawal_channel=""))
+                | (Q(withdrawn_at__isnull=False) & ~Q(withdrawal_channel="")),
+                name="consent_consent_withdrawal_has_channel",
+            ),
+            models.CheckConstraint(
+                condition=~Q(signed_by_name=""), name="consent_consent_signer_named"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent of {self.patient.reference} signed {self.signed_at:%Y-%m-%d}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.is_active_at(timezone.now())
+
+    def is_active_at(self, at: datetime) -> bool:
+        """Instance twin of ``Consent.objects.active(at)``."""
+        return (
+            self.signed_at is not None
+            and self.expires_at is not None
+            and self.signed_at <= at < self.expires_at
+            and self.withdrawn_at is None
+        )
+
+    @property
+    def status(self) -> str:
+        if self.withdrawn_at:
+            return "withdrawn"
+        now = timezone.now()
+        if self.expires_at and self.expires_at <= now:
+            return "expired"
+        if self.signed_at and self.signed_at > now:
+            return "not yet in force"
+        return "active"
+
+    def scopes(self) -> list[str]:
+        return [
+            str(self._meta.get_field(name).verbose_name)
+            for name in ("allow_website", "allow_social", "allow_print", "allow_education")
+            if getattr(self, name)
+        ]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.signed_at and self.expires_at and self.expires_at <= self.signed_at:
+            errors["expires_at"] = "The consent must expire after the date it was signed."
+        if self.withdrawn_at and self.signed_at and self.withdrawn_at < self.signed_at:
+            errors["withdrawn_at"] = "A consent cannot be withdrawn before it was signed."
+        if bool(self.withdrawn_at) != bool(self.withdrawal_channel):
+            errors["withdrawal_channel"] = "A withdrawal needs both its time and its channel."
+        if errors:
+            raise ValidationError(errors)
+
+    def new_access_token(self) -> str:
+        """Make a new private link token; only its hash is kept. Caller saves."""
+        token = secrets.token_urlsafe(32)
+        self.access_token_hash = hash_token(token)
+        return token
+
+    def withdraw(self, by=None, channel: str = Channel.STAFF, details: dict | None = None) -> bool:
+        """Withdraw this consent. Returns False when it was already withdrawn.
+
+        The row is kept; the change is recorded as an event, and ``consent_changed`` is
+        sent after commit so every case under the consent leaves the public surfaces.
+        """
+        with transaction.atomic():
+            locked = Consent.objects.select_for_update().get(pk=self.pk)
+            if locked.withdrawn_at is not None:
+                self.withdrawn_at = locked.withdrawn_at
+                self.withdrawal_channel = locked.withdrawal_channel
+                return False
+            now = timezone.now()
+            locked.withdrawn_at = max(now, locked.signed_at)
+            locked.withdrawn_by = by if (by is not None and by.is_authenticated) else None
+            locked.withdrawal_channel = channel
+            locked.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_channel"])
+            ConsentEvent.record(
+                locked,
+                ConsentEvent.Kind.WITHDRAWN,
+                actor=locked.withdrawn_by,
+                details={"channel": channel, **(details or {})},
+            )
+            transaction.on_commit(
+                lambda: consent_changed.send(sender=Consent, consent=locked, reason="withdrawn")
+            )
+        self.withdrawn_at = locked.withdrawn_at
+        self.withdrawn_by = locked.withdrawn_by
+        self.withdrawal_channel = locked.withdrawal_channel
+        return True
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConsentEventQuerySet(models.QuerySet):
+    # The audit trail is append-only: bulk changes are refused like single ones.
+    def update(self, **kwargs):
+        raise ValidationError("Consent events are append-only and cannot be changed.")
+
+    def delete(self):
+        raise ValidationError("Consent events are append-only and cannot be deleted.")
+
+
+class ConsentEvent(models.Model):
+    class Kind(models.TextChoices):
+        GRANTED = "granted", "Consent granted"
+        RENEWED = "renewed", "Consent renewed"
+        SUPERSEDED = "superseded", "Superseded by a newer consent"
+        WITHDRAWN = "withdrawn", "Consent withdrawn"
+        EXPIRED = "expired", "Consent expired"
+        DOCUMENT_VIEWED = "document_viewed", "Signed document viewed"
+        ORIGINAL_VIEWED = "original_viewed", "Original photo viewed"
+        EXPORTED = "exported", "Evidence exported"
+        LINK_SENT = "link_sent", "Patient link sent"
+        PAGE_VIEWED = "page_viewed", "Patient viewed their consent page"
+
+    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(
+        max_length=200, blank=True, help_text="Who acted when it was not a staff user."
+    )
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = ConsentEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["consent", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def record(cls, consent: Consent, kind: str, actor=None, label: str = "", details=None):
+        if actor is not None and not actor.is_authenticated:
+            actor = None
+        return cls.objects.create(
+            consent=consent, kind=kind, actor=actor, actor_label=label, details=details or {}
+        )
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValidationError("Consent events are append-only and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Consent events are append-only and cannot be deleted.")

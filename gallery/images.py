@@ -1,0 +1,414 @@
+"""Pure image functions: validate an upload, read its facts, render a pair crop.
+
+Nothing here touches the database or a storage backend; callers pass file objects and
+get bytes back. Every way a photo enters (web upload, bulk import, admin) goes through
+``validate_photo``.
+"""
+
+import hashlib
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import BinaryIO
+
+from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps
+
+# Formats accepted, by Pillow's format name -> our short name.
+ALLOWED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+ALLOWED_SENTENCE = "Upload a JPEG, PNG, WebP or HEIC photo."
+
+# Output widths (never upscaled) and formats of the public renditions.
+RENDITION_WIDTHS = (480, 960, 1600)
+RENDITION_FORMATS = ("avif", "webp", "jpeg")
+ENCODE_OPTIONS = {
+    "jpeg": {"quality": 82, "progressive": True, "optimize": False},
+    "webp": {"quality": 80, "method": 4},
+    "avif": {"quality": 60, "speed": 8},
+}
+SRGB = ImageCms.createProfile("sRGB")
+
+# Magic numbers of formats people upload by mistake, so the refusal can name what the
+# file really is. Only used for the message: acceptance is decided by Pillow parsing the
+# file with the allowed plugins alone.
+_SIGNATURES = [
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"8BPS", "a Photoshop (PSD) file"),
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript (EPS) file"),
+    (b"\xc5\xd0\xd3\xc6", "a PostScript (EPS) file"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"\x00\x00\x01\x00", "an icon (ICO) file"),
+    (b"icns", "a Mac icon (ICNS) file"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\xffO\xffQ", "a JPEG 2000 image"),
+    (b"DDS ", "a DirectDraw (DDS) texture"),
+    (b"qoif", "a QOI image"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+]
+
+
+class PhotoRejected(ValueError):
+    """A photo the clinic cannot use, with a sentence a clinic user understands."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    format: str  # jpeg, png, webp, heic
+    width: int  # upright (after EXIF orientation)
+    height: int
+    taken_at: datetime | None
+    sha256: str
+    size: int
+
+
+def register_heif() -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def describe_content(head: bytes) -> str:
+    for magic, label in _SIGNATURES:
+        if head.startswith(magic):
+            return label
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc"):
+        return "a HEIC image"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return "an AVIF image"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "a WebP image"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml")) and b"<svg" in head.lower():
+        return "an SVG drawing"
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")):
+        return "an HTML page"
+    return "not an image in a format we accept"
+
+
+def _extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+def _refuse(head: bytes, name: str) -> PhotoRejected:
+    what = describe_content(head)
+    ext = _extension(name)
+    named = f" named {ext}" if ext else ""
+    return PhotoRejected(f"This file is {what}{named}. {ALLOWED_SENTENCE}")
+
+
+def _human_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+def validate_photo(fp: BinaryIO, name: str, max_bytes: int, max_pixels: int) -> PhotoFacts:
+    """Check an uploaded photo and return its facts, or raise PhotoRejected.
+
+    The image is fully decoded (JPEGs at reduced DCT scale, which still reads every
+    byte of the compressed data) so a truncated or corrupt file is refused here and not
+    when renditions are built.
+    """
+    fp.seek(0, io.SEEK_END)
+    size = fp.tell()
+    fp.seek(0)
+    if size == 0:
+        raise PhotoRejected("This file is empty. " + ALLOWED_SENTENCE)
+    if size > max_bytes:
+        raise PhotoRejected(
+            f"This file is {_human_size(size)}; the limit is {_human_size(max_bytes)}. "
+            "Export the photo at a smaller size and try again."
+        )
+    head = fp.read(64)
+    fp.seek(0)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fp.read(1024 * 1024), b""):
+        digest.update(chunk)
+    fp.seek(0)
+
+    with warnings.catch_warnings():
+        # A decompression bomb is an error, never a warning.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            # Only the allowed plugins may even look at the file: EPS (Ghostscript) and
+            # every other parser are never reached.
+            with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
+                fmt = ALLOWED_FORMATS.get(im.format or "")
+                if fmt is None:
+                    raise _refuse(head, name)
+                width, height = im.size
+                if width < 1 or height < 1:
+                    raise _refuse(head, name)
+                if width * height > max_pixels:
+                    raise PhotoRejected(
+                        f"This photo is {width} × {height} pixels "
+                        f"({width * height / 1e6:.0f} megapixels); the limit is "
+                        f"{max_pixels / 1e6:.0f} megapixels. Export it at a smaller size."
+                    )
+                if getattr(im, "n_frames", 1) > 1:
+                    raise PhotoRejected(
+                        "This file holds several images (an animation or a burst). "
+                        "Upload a single photo."
+                    )
+                exif = im.getexif()
+                if fmt == "jpeg":
+                    im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                im.load()
+        except PhotoRejected:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise PhotoRejected(
+                "This image is too large to open safely. Export it at a smaller size."
+            ) from None
+        except Exception:
+            # Pillow raises many types for broken data (OSError, SyntaxError, ValueError,
+            # struct.error, …): all mean the same thing to a clinic.
+            if describe_content(head) in (
+                "a JPEG image",
+                "a PNG image",
+                "a WebP image",
+                "a HEIC image",
+            ):
+                raise PhotoRejected(
+                    "This photo could not be read: the file is damaged or incomplete. "
+                    "Export it again from the camera or phone and try once more."
+                ) from None
+            raise _refuse(head, name) from None
+
+    orientation = exif.get(0x0112, 1) if exif else 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return PhotoFacts(
+        format=fmt,
+        width=width,
+        height=height,
+        taken_at=capture_time(exif),
+        sha256=digest.hexdigest(),
+        size=size,
+    )
+
+
+def capture_time(exif: Image.Exif | None) -> datetime | None:
+    """The EXIF DateTimeOriginal (with its offset when present), else None."""
+    if not exif:
+        return None
+    try:
+        ifd = exif.get_ifd(0x8769)
+    except Exception:
+        return None
+    raw = ifd.get(0x9003) or exif.get(0x0132)
+    if not isinstance(raw, str):
+        return None
+    try:
+        naive = datetime.strptime(raw.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    offset = ifd.get(0x9011)
+    tz = UTC
+    if isinstance(offset, str) and len(offset) >= 6 and offset[0] in "+-":
+        try:
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            delta = timedelta(hours=hours, minutes=minutes)
+            tz = timezone(delta if offset[0] == "+" else -delta)
+        except ValueError:
+            pass
+    return naive.replace(tzinfo=tz)
+
+
+# ---------------------------------------------------------------------------------------
+# Pair geometry
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop as fractions of the upright image."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        x0 = round(self.left * width)
+        y0 = round(self.top * height)
+        x1 = min(width, max(x0 + 1, round((self.left + self.width) * width)))
+        y1 = min(height, max(y0 + 1, round((self.top + self.height) * height)))
+        return x0, y0, x1, y1
+
+
+def common_aspect(sizes: list[tuple[int, int]]) -> float:
+    """The pair's shared aspect (width / height): the narrowest, so neither is padded."""
+    return min(w / h for w, h in sizes)
+
+
+def centred_crop(width: int, height: int, aspect: float) -> Crop:
+    if width / height > aspect:
+        w = aspect * height / width
+        return Crop((1 - w) / 2, 0.0, w, 1.0)
+    h = (width / aspect) / height
+    return Crop(0.0, (1 - h) / 2, 1.0, h)
+
+
+def pair_output_sizes(
+    crops_px: list[tuple[int, int]], aspect: float, widths=RENDITION_WIDTHS
+) -> list[tuple[int, int]]:
+    """Identical output sizes for every photo of a pair; never larger than the smallest crop."""
+    base = min(w for w, _ in crops_px)
+    chosen = [w for w in widths if w <= base] or [base]
+    return [(w, max(1, round(w / aspect))) for w in chosen]
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+def _raw_box(box: tuple[int, int, int, int], size: tuple[int, int], orientation: int):
+    """Map a box on the upright image back to the stored (raw) pixel grid."""
+    x0, y0, x1, y1 = box
+    W, H = size  # raw size
+    # Upright size
+    if orientation in (5, 6, 7, 8):
+        uw, uh = H, W
+    else:
+        uw, uh = W, H
+
+    def raw_point(x: float, y: float) -> tuple[float, float]:
+        # Inverse of the transform that takes raw -> upright.
+        match orientation:
+            case 2:
+                return uw - x, y
+            case 3:
+                return uw - x, uh - y
+            case 4:
+                return x, uh - y
+            case 5:
+                return y, x
+            case 6:
+                return y, uw - x
+            case 7:
+                return uh - y, uw - x
+            case 8:
+                return uh - y, x
+            case _:
+                return x, y
+
+    (ax, ay), (bx, by) = raw_point(x0, y0), raw_point(x1, y1)
+    return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+
+
+def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    if im.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
+        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA"):
+        # Photos have no transparency worth keeping: flatten on white.
+        background = Image.new("RGB", im.size, (255, 255, 255))
+        background.paste(im.convert("RGBA"), mask=im.convert("RGBA").getchannel("A"))
+        im = background
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if im.mode == "L":
+                im = im.convert("RGB")
+            return ImageCms.profileToProfile(im, src, SRGB, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: treat the pixels as sRGB
+    return im.convert("RGB")
+
+
+def render_crop(
+    fp: BinaryIO,
+    crop: Crop,
+    sizes: list[tuple[int, int]],
+    formats=RENDITION_FORMATS,
+    watermark: str = "",
+) -> list[tuple[str, int, int, bytes]]:
+    """Render ``crop`` of an image at each of ``sizes`` in each format.
+
+    Returns [(format, width, height, data)]. The pipeline is: decode at the smallest
+    DCT scale that still covers the largest output (JPEG draft), crop, downscale,
+    orient, convert to sRGB, copy the pixels into a fresh image (which drops every
+    metadata block), encode.
+    """
+    largest_w, largest_h = max(sizes)
+    with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation not in _TRANSPOSE:
+            orientation = 1
+        raw_w, raw_h = im.size
+        upright = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
+        box_up = crop.pixels(*upright)
+        scale = largest_w / max(1, box_up[2] - box_up[0])
+        if im.format == "JPEG" and scale < 1:
+            # DCT scaling: decode at 1/2, 1/4 or 1/8 when that still covers the output.
+            im.draft("RGB", (math.ceil(raw_w * scale), math.ceil(raw_h * scale)))
+        icc = im.info.get("icc_profile")
+        box = _raw_box(box_up, (raw_w, raw_h), orientation)
+        fx, fy = im.size[0] / raw_w, im.size[1] / raw_h
+        box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+        raw_target = (
+            (largest_h, largest_w) if orientation in (5, 6, 7, 8) else (largest_w, largest_h)
+        )
+        if im.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
+            # Palette, 16-bit and other modes: resample in 8-bit RGB(A).
+            im = im.convert("RGBA" if im.mode in ("P", "PA", "La") else "RGB")
+        big = im.resize(raw_target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    for op in _TRANSPOSE.get(orientation, []):
+        big = big.transpose(op)
+    big = _to_srgb(big, icc)
+    # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing data.
+    clean = Image.frombytes("RGB", big.size, big.tobytes())
+    if watermark:
+        clean = _watermarked(clean, watermark)
+    out = []
+    for width, height in sorted(sizes, reverse=True):
+        frame = (
+            clean
+            if (width, height) == clean.size
+            else clean.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        )
+        for fmt in formats:
+            buf = io.BytesIO()
+            frame.save(buf, format=fmt.upper(), **ENCODE_OPTIONS[fmt])
+            out.append((fmt, width, height, buf.getvalue()))
+    return out
+
+
+def _watermarked(im: Image.Image, text: str) -> Image.Image:
+    draw = ImageDraw.Draw(im, "RGBA")
+    size = max(12, im.width // 40)
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = im.width - (right - left) - size
+    y = im.height - (bottom - top) - size
+    draw.text((x + 1, y + 1), text, font=font, fill=(0, 0, 0, 90))
+    draw.text((x, y), text, font=font, fill=(255, 255, 255, 150))
+    return im
+
+
+def upright_thumbnail(fp: BinaryIO, width: int = 480) -> Image.Image:
+    """A small upright RGB copy (for checks); never used for public output."""
+    with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (width, width))
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((width, width * 4))
+        return _to_srgb(im, im.info.get("icc_profile"))

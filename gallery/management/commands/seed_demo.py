@@ -1,0 +1,133 @@
+"""Idempotent demo data: synthetic cases, clearly labelled, never real people."""
+
+import io
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from consent.models import Consent, ConsentEvent, ConsentForm, Patient
+from gallery.demo_images import skin_pair
+from gallery.models import Case, Concern, Photo, Treatment
+from gallery.publication import add_photo, build_renditions
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-gallery-2026"
+
+CONCERN_AREAS = {
+    "acne-scars": "cheeks",
+    "fine-lines-wrinkles": "face",
+    "texture-pores": "face",
+    "pigmentation": "face",
+    "stretch-marks": "abdomen",
+    "surgical-scars": "abdomen",
+}
+PRACTITIONERS = [
+    ("Dr. Amara Okafor", "Consultant dermatologist"),
+    ("Lena Brandt", "Registered nurse, aesthetic practitioner"),
+    ("Dr. Tomás Rivera", "Dermatologist"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo cases (synthetic images, labelled as demo) and a demo staff login."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=30, help="number of demo cases")
+
+    def handle(self, *args, count: int, **options):
+        staff = self.demo_user()
+        treatments = list(Treatment.objects.order_by("slug"))
+        concerns = list(Concern.objects.order_by("slug"))
+        form = ConsentForm.current()
+        now = timezone.now()
+        created = 0
+        for n in range(1, count + 1):
+            rng = random.Random(n)
+            # Every Fitzpatrick type within each run of six cases; the treatment switches
+            # every six, so both treatments cover all six types.
+            fitz = (n - 1) % 6 + 1
+            treatment = treatments[(n // 6) % len(treatments)]
+            concern = rng.choice(concerns)
+            reference = f"DEMO-{n:03d}"
+            if Case.objects.filter(patient__reference=reference, is_demo=True).exists():
+                continue
+            with transaction.atomic():
+                patient, _ = Patient.objects.get_or_create(
+                    reference=reference, defaults={"full_name": f"Demo patient {n}"}
+                )
+                consent = Consent.objects.create(
+                    patient=patient,
+                    form=form,
+                    allow_website=True,
+                    allow_education=rng.random() < 0.5,
+                    identifiable=True,
+                    patient_is_adult=True,
+                    signed_at=now - timedelta(days=200 + n),
+                    signed_by_name=patient.full_name,
+                    expires_at=now + timedelta(days=3 * 365),
+                    recorded_by=staff,
+                )
+                ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
+                practitioner, credentials = PRACTITIONERS[n % len(PRACTITIONERS)]
+                sessions = rng.choice([1, 2, 3, 3, 4, 5, 6])
+                case = Case.objects.create(
+                    treatment=treatment,
+                    body_area=CONCERN_AREAS[concern.slug],
+                    fitzpatrick=fitz,
+                    skin_type=rng.choice([c for c, _ in Case.SkinType.choices]),
+                    needle_depth_mm=Decimal(
+                        rng.choice(["0.50", "0.75", "1.00", "1.50", "2.00", "2.50"])
+                    ),
+                    session_count=sessions,
+                    session_interval_weeks=rng.choice([4, 4, 6]),
+                    weeks_after_last_session=treatment.min_weeks_after + rng.choice([0, 2, 4, 8]),
+                    patient=patient,
+                    consent=consent,
+                    practitioner=practitioner,
+                    practitioner_credentials=credentials,
+                    device="Demo pen" if treatment.slug == "microneedling" else "Demo RF system",
+                    aftercare_notes="Gentle cleanser, moisturiser and SPF 50 for two weeks.",
+                    side_effects_notes="Redness for two days after each session.",
+                    is_demo=True,
+                    created_by=staff,
+                    created_at=now - timedelta(days=100 - n),
+                )
+                extra = concerns[(concerns.index(concern) + 1) % len(concerns)]
+                case.concerns.set([concern] if n % 3 else [concern, extra])
+            before, after = skin_pair(seed=n, fitzpatrick=fitz, concern=concern.slug)
+            for role, image in (("before", before), ("after", after)):
+                buf = io.BytesIO()
+                image.save(buf, format="JPEG", quality=90)
+                buf.seek(0)
+                add_photo(case, role, Photo.View.FRONT, buf, f"demo-{role}.jpg")
+            Case.objects.filter(pk=case.pk).update(
+                status=Case.Status.PUBLISHED,
+                reviewed_by=staff,
+                published_at=now - timedelta(days=count - n),
+            )
+            build_renditions(case)
+            created += 1
+            self.stdout.write(f"  demo case {n}/{count}: {case.public_id}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {created} new case(s), "
+                f"{Case.objects.public().filter(is_demo=True).count()} public demo case(s)."
+            )
+        )
+
+    def demo_user(self) -> User:
+        user, made = User.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"is_staff": True, "email": "demo@example.com"}
+        )
+        if made:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        user.groups.set(
+            Group.objects.filter(name__in=["Photographers", "Reviewers", "Consent officers"])
+        )
+        return user

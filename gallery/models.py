@@ -1,0 +1,471 @@
+import secrets
+import string
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
+from django.db import models
+from django.db.models import Exists, OuterRef, Q, StringAgg, Subquery, Value
+from django.db.models.lookups import Exact
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.models import Consent, Patient
+
+PUBLIC_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_public_id() -> str:
+    # 10 random base-62 characters (~59 bits): not sequential, not guessable.
+    return "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(10))
+
+
+class Treatment(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    summary = models.CharField(max_length=300, blank=True)
+    description = models.TextField(blank=True, help_text="What to expect, in paragraphs.")
+    factors = models.JSONField(
+        default=list, blank=True, help_text='What changes results: [{"name": …, "text": …}]'
+    )
+    faq = models.JSONField(default=list, blank=True, help_text='[{"q": …, "a": …}]')
+    min_weeks_after = models.PositiveSmallIntegerField(
+        default=4,
+        help_text="The earliest number of weeks after the last session that an "
+        "after photo is meaningful.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("gallery:treatment", args=[self.slug])
+
+
+class Concern(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+FITZPATRICK_CHOICES = [
+    (1, "Type I"),
+    (2, "Type II"),
+    (3, "Type III"),
+    (4, "Type IV"),
+    (5, "Type V"),
+    (6, "Type VI"),
+]
+
+# Plain descriptions a patient can recognise themselves in, and a swatch colour.
+FITZPATRICK_INFO = {
+    1: ("Very fair, always burns, never tans", "#f5d7c5"),
+    2: ("Fair, usually burns, tans with difficulty", "#eac09f"),
+    3: ("Medium, sometimes burns, tans gradually", "#d19f76"),
+    4: ("Olive, rarely burns, tans easily", "#a97850"),
+    5: ("Brown, very rarely burns, tans darkly", "#7b5034"),
+    6: ("Deeply pigmented dark brown to black, never burns", "#4a2f21"),
+}
+
+
+class CaseQuerySet(models.QuerySet):
+    def with_concern_slugs(self) -> "CaseQuerySet":
+        """Annotate each case with its concern slugs in the same query (no prefetch)."""
+        through = Case.concerns.through
+        slugs = (
+            through.objects.filter(case_id=OuterRef("pk"))
+            .values("case_id")
+            .annotate(joined=StringAgg("concern__slug", Value(",")))
+            .values("joined")
+        )
+        return self.annotate(concern_slug_list=Subquery(slugs))
+
+    def for_display(self) -> "CaseQuerySet":
+        """What a public page needs, in two queries: the cases and their public photos."""
+        return (
+            self.select_related("treatment")
+            .with_concern_slugs()
+            .prefetch_related(
+                models.Prefetch("photos", queryset=Photo.objects.exclude(public_key=""))
+            )
+        )
+
+    def public(self, at: datetime | None = None) -> "CaseQuerySet":
+        """The publication rule, written once. Every public surface starts here.
+
+        1. published and approved by a reviewer;
+        2. its consent is active (signed, not expired, not withdrawn);
+        3. the consent is the patient's own, allows the website, and the patient is an adult;
+        4. the consent allows identifiable photos, or the case is de-identified;
+        5. at least one complete before/after pair of one view with renditions.
+        """
+        at = at or timezone.now()
+        consent_ok = (
+            Consent.objects.active(at)
+            .filter(
+                pk=OuterRef("consent_id"),
+                patient_id=OuterRef("patient_id"),
+                allow_website=True,
+                patient_is_adult=True,
+            )
+            .filter(Q(identifiable=True) | Exact(OuterRef("deidentified"), True))
+        )
+        return self.filter(
+            Exists(consent_ok),
+            Exists(Photo.objects.complete_pairs().filter(case=OuterRef("pk"))),
+            status=Case.Status.PUBLISHED,
+            reviewed_by__isnull=False,
+            published_at__isnull=False,
+        )
+
+
+class Case(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        REVIEW = "review", "In review"
+        PUBLISHED = "published", "Published"
+        ARCHIVED = "archived", "Archived"
+
+    class SkinType(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        DRY = "dry", "Dry"
+        OILY = "oily", "Oily"
+        COMBINATION = "combination", "Combination"
+        SENSITIVE = "sensitive", "Sensitive"
+
+    class BodyArea(models.TextChoices):
+        FACE = "face", "Face"
+        FOREHEAD = "forehead", "Forehead"
+        CHEEKS = "cheeks", "Cheeks"
+        NECK = "neck", "Neck"
+        CHEST = "chest", "Chest and décolletage"
+        BACK = "back", "Back"
+        ABDOMEN = "abdomen", "Abdomen"
+        ARMS = "arms", "Arms"
+        THIGHS = "thighs", "Thighs"
+        HANDS = "hands", "Hands"
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="cases")
+    concerns = models.ManyToManyField(Concern, related_name="cases")
+    body_area = models.CharField(max_length=20, choices=BodyArea.choices, default=BodyArea.FACE)
+    fitzpatrick = models.PositiveSmallIntegerField(
+        "Fitzpatrick skin type", choices=FITZPATRICK_CHOICES
+    )
+    skin_type = models.CharField(max_length=20, choices=SkinType.choices)
+    needle_depth_mm = models.DecimalField(
+        "deepest needle setting (mm)", max_digits=3, decimal_places=2
+    )
+    zone_depths = models.CharField(
+        "depth per zone",
+        max_length=200,
+        blank=True,
+        help_text="e.g. cheeks 2.0 mm, forehead 0.75 mm",
+    )
+    session_count = models.PositiveSmallIntegerField("number of sessions")
+    session_interval_weeks = models.PositiveSmallIntegerField("weeks between sessions", default=4)
+    weeks_after_last_session = models.PositiveSmallIntegerField(
+        "weeks after the last session (after photo)"
+    )
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
+    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="cases")
+    practitioner = models.CharField(max_length=200)
+    practitioner_credentials = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=200, blank=True)
+    aftercare_notes = models.TextField(blank=True)
+    side_effects_notes = models.TextField("side effects", blank=True)
+    testimonial = models.TextField(blank=True)
+    deidentified = models.BooleanField(
+        default=False, help_text="Photos are cropped so that no face or identifying feature shows."
+    )
+    sensitive = models.BooleanField(
+        default=False, help_text="Blurred in the gallery until the viewer chooses to see it."
+    )
+    is_demo = models.BooleanField(default=False, editable=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    review_comment = models.TextField(blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-created_at"]
+        permissions = [
+            ("publish_case", "Can approve, publish and unpublish cases"),
+            ("view_original", "Can view original photos"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-published_at"]),
+            models.Index(fields=["fitzpatrick"]),
+            models.Index(fields=["treatment", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(fitzpatrick__gte=1, fitzpatrick__lte=6),
+                name="gallery_case_fitzpatrick_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    needle_depth_mm__gte=Decimal("0.10"), needle_depth_mm__lte=Decimal("4.00")
+                ),
+                name="gallery_case_needle_depth_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(session_count__gte=1), name="gallery_case_sessions_at_least_one"
+            ),
+            models.CheckConstraint(
+                condition=Q(session_interval_weeks__gte=1, session_interval_weeks__lte=52),
+                name="gallery_case_interval_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(weeks_after_last_session__lte=520),
+                name="gallery_case_weeks_after_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(skin_type__in=["normal", "dry", "oily", "combination", "sensitive"]),
+                name="gallery_case_skin_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="published")
+                | Q(reviewed_by__isnull=False, published_at__isnull=False),
+                name="gallery_case_published_is_reviewed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.treatment} case {self.public_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("gallery:case", args=[self.public_id])
+
+    def clean(self) -> None:
+        errors = {}
+        if self.consent_id and self.patient_id and self.consent.patient_id != self.patient_id:
+            errors["consent"] = "This consent belongs to another patient."
+        if self.needle_depth_mm is not None and not (
+            Decimal("0.10") <= self.needle_depth_mm <= Decimal("4.00")
+        ):
+            errors["needle_depth_mm"] = "Needle depth must be between 0.1 and 4.0 mm."
+        if errors:
+            raise ValidationError(errors)
+
+    def publication_problems(self, at: datetime | None = None) -> list[str]:
+        """Why this case is not public, in plain words; empty when it is.
+
+        The instance twin of ``Case.objects.public()``: a test proves they agree.
+        """
+        at = at or timezone.now()
+        problems = []
+        if self.status != self.Status.PUBLISHED or not self.reviewed_by_id or not self.published_at:
+            problems.append("It is not published with a reviewer's approval.")
+        consent = self.consent
+        if not consent.is_active_at(at):
+            problems.append(f"Its consent is not active ({consent.status}).")
+        if consent.patient_id != self.patient_id:
+            problems.append("Its consent belongs to another patient.")
+        if not consent.allow_website:
+            problems.append("Its consent does not allow the website.")
+        if not consent.patient_is_adult:
+            problems.append("The consent does not confirm the patient is an adult.")
+        if not (consent.identifiable or self.deidentified):
+            problems.append(
+                "The consent allows only de-identified photos and the case is not de-identified."
+            )
+        if not self.complete_pairs():
+            problems.append("It has no complete before/after pair with renditions.")
+        return problems
+
+    @property
+    def is_public(self) -> bool:
+        return not self.publication_problems()
+
+    def complete_pairs(self) -> list[tuple["Photo", "Photo"]]:
+        """(before, after) pairs with renditions, in view order. Uses prefetched photos."""
+        by_view: dict[str, dict[str, Photo]] = {}
+        for photo in self.photos.all():
+            if photo.rendered_at is not None:
+                by_view.setdefault(photo.view, {})[photo.role] = photo
+        order = [v for v, _ in Photo.View.choices]
+        return [
+            (roles["before"], roles["after"])
+            for view, roles in sorted(by_view.items(), key=lambda kv: order.index(kv[0]))
+            if "before" in roles and "after" in roles
+        ]
+
+    def public_pairs(self) -> list[tuple["Photo", "Photo"]]:
+        """Complete pairs whose renditions are in public storage."""
+        return [(b, a) for b, a in self.complete_pairs() if b.public_key and a.public_key]
+
+    def disclosure(self) -> str:
+        sessions = f"{self.session_count} session{'s' if self.session_count != 1 else ''}"
+        depth = f"{self.needle_depth_mm.normalize():f}"
+        if "." not in depth:
+            depth += ".0"
+        weeks = self.weeks_after_last_session
+        text = (
+            f"{sessions} of {self.treatment.name.lower()}, deepest needle setting {depth} mm, "
+            f"after photo {weeks} week{'s' if weeks != 1 else ''} after the last session. "
+        )
+        if self.is_demo:
+            text += "Demo case: synthetic images, not a real patient. "
+        else:
+            text += "Unretouched photos of a patient of this clinic. "
+        text += "Individual results vary."
+        return text
+
+    def concern_slugs(self) -> list[str]:
+        """Concern slugs: from the ``with_concern_slugs()`` annotation when present."""
+        annotated = getattr(self, "concern_slug_list", None)
+        if annotated is not None:
+            return sorted(annotated.split(",")) if annotated else []
+        return sorted(self.concerns.values_list("slug", flat=True))
+
+    def practitioner_line(self) -> str:
+        if self.practitioner_credentials:
+            return f"Treated by {self.practitioner}, {self.practitioner_credentials}."
+        return f"Treated by {self.practitioner}."
+
+
+class PhotoQuerySet(models.QuerySet):
+    def complete_pairs(self) -> "PhotoQuerySet":
+        """Before photos with renditions whose after photo of the same view has them too."""
+        after = Photo.objects.filter(
+            case=OuterRef("case"),
+            view=OuterRef("view"),
+            role=Photo.Role.AFTER,
+            rendered_at__isnull=False,
+        )
+        return self.filter(role=Photo.Role.BEFORE, rendered_at__isnull=False).filter(Exists(after))
+
+
+def original_upload_to(instance: "Photo", filename: str) -> str:
+    # The uploaded name never reaches a path: the pipeline names originals itself.
+    return f"originals/{secrets.token_urlsafe(24)}"
+
+
+class Photo(models.Model):
+    class Role(models.TextChoices):
+        BEFORE = "before", "Before"
+        AFTER = "after", "After"
+
+    class View(models.TextChoices):
+        FRONT = "front", "Front"
+        LEFT_OBLIQUE = "left_oblique", "Left oblique"
+        RIGHT_OBLIQUE = "right_oblique", "Right oblique"
+        LEFT_PROFILE = "left_profile", "Left profile"
+        RIGHT_PROFILE = "right_profile", "Right profile"
+        CLOSE_UP = "close_up", "Close-up"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="photos")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    view = models.CharField(max_length=20, choices=View.choices, default=View.FRONT)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    # A FileField, not an ImageField: dimensions come from the pipeline (upright, after
+    # EXIF orientation), and no model load should ever open an image.
+    original = models.FileField(upload_to=original_upload_to, max_length=200)
+    original_format = models.CharField(max_length=10)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField(help_text="Upright width of the original in pixels.")
+    height = models.PositiveIntegerField(help_text="Upright height of the original in pixels.")
+    # The pair crop, as fractions of the upright original (None: the default centred crop).
+    crop_left = models.FloatField(null=True, blank=True)
+    crop_top = models.FloatField(null=True, blank=True)
+    crop_width = models.FloatField(null=True, blank=True)
+    crop_height = models.FloatField(null=True, blank=True)
+    alt_text = models.CharField(max_length=300, blank=True)
+    # Built renditions, kept in private storage: [{"format", "width", "height", "name", "bytes"}].
+    renditions = models.JSONField(default=list, blank=True)
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    # Set only while copies of the renditions sit in public storage under this random prefix.
+    public_key = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PhotoQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "view", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "role", "view"], name="gallery_photo_one_per_case_role_view"
+            ),
+            models.CheckConstraint(
+                condition=Q(width__gte=1, height__gte=1), name="gallery_photo_has_size"
+            ),
+            models.CheckConstraint(
+                condition=Q(crop_left__isnull=True)
+                | Q(
+                    crop_left__gte=0,
+                    crop_top__gte=0,
+                    crop_width__gt=0,
+                    crop_height__gt=0,
+                    crop_width__lte=1,
+                    crop_height__lte=1,
+                ),
+                name="gallery_photo_crop_inside",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} {self.get_view_display().lower()} of {self.case_id}"
+
+    def default_alt(self) -> str:
+        return self.alt_text or (
+            f"{self.get_role_display()} treatment, {self.get_view_display().lower()} view"
+        )
+
+    def public_sources(self) -> dict[str, list[dict]]:
+        """Public rendition URLs by format, widest last. No storage I/O: names are on the row."""
+        if not self.public_key:
+            return {}
+        storage = storages["public"]
+        sources: dict[str, list[dict]] = {}
+        for r in sorted(self.renditions, key=lambda r: r["width"]):
+            sources.setdefault(r["format"], []).append(
+                {
+                    "url": storage.url(public_name(self.public_key, r)),
+                    "width": r["width"],
+                    "height": r["height"],
+                }
+            )
+        return sources
+
+
+def public_name(public_key: str, rendition: dict) -> str:
+    ext = {"jpeg": "jpg"}.get(rendition["format"], rendition["format"])
+    return f"r/{public_key}/{rendition['width']}.{ext}"
+
+
+def reference_data() -> dict:
+    """Treatments and concerns (slug -> name), cached: the filters and facets need them
+    on every request and they change only when an admin edits them."""
+    from django.core.cache import cache
+
+    data = cache.get(REFERENCE_CACHE_KEY)
+    if data is None:
+        data = {
+            "treatments": dict(Treatment.objects.values_list("slug", "name")),
+            "concerns": dict(Concern.objects.values_list("slug", "name")),
+        }
+        cache.set(REFERENCE_CACHE_KEY, data, 3600)
+    return data
+
+
+REFERENCE_CACHE_KEY = "gallery:reference:v1"

@@ -1,0 +1,267 @@
+"""Photos in, renditions out, and public storage kept in step with the publication rule.
+
+Storage I/O never happens inside a database transaction: files are written first and
+removed again if the rows cannot be saved; files are deleted only after the rows that
+pointed at them are gone (``transaction.on_commit``).
+"""
+
+import logging
+import secrets
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.tasks import task
+from django.utils import timezone
+
+from gallery import images
+from gallery.models import Case, Photo, public_name
+
+log = logging.getLogger(__name__)
+
+
+def private_storage():
+    return storages["default"]
+
+
+def public_storage():
+    return storages["public"]
+
+
+def delete_quietly(storage, names: list[str]) -> None:
+    """Delete files; a failure is logged and left to the sweep, never raised at the user."""
+    for name in names:
+        try:
+            storage.delete(name)
+        except Exception:
+            log.exception("Could not delete %s; the sweep will retry", name)
+
+
+def delete_after_commit(storage, names: list[str]) -> None:
+    if names:
+        transaction.on_commit(lambda: delete_quietly(storage, list(names)))
+
+
+def add_photo(case: Case, role: str, view: str, fp: BinaryIO, name: str) -> Photo:
+    """Validate an uploaded photo, store the original untouched, and record it.
+
+    Raises images.PhotoRejected with a clear sentence for a file we cannot use, and
+    ValueError when the case already has a photo for this role and view.
+    """
+    facts = images.validate_photo(
+        fp, name, max_bytes=settings.PHOTO_MAX_BYTES, max_pixels=settings.PHOTO_MAX_PIXELS
+    )
+    existing = Photo.objects.filter(case=case, role=role, view=view).first()
+    if existing is not None and existing.sha256 == facts.sha256:
+        return existing  # the same file sent twice: one photo
+    if existing is not None:
+        raise images.PhotoRejected(
+            f"This case already has a {role} photo of the {view.replace('_', ' ')} view. "
+            "Remove it first to replace it."
+        )
+    fp.seek(0)
+    stored = private_storage().save(
+        f"originals/{secrets.token_urlsafe(24)}.{facts.format}", ContentFile(fp.read())
+    )
+    try:
+        with transaction.atomic():
+            photo = Photo.objects.create(
+                case=case,
+                role=role,
+                view=view,
+                original=stored,
+                original_format=facts.format,
+                sha256=facts.sha256,
+                width=facts.width,
+                height=facts.height,
+                taken_at=facts.taken_at,
+            )
+    except IntegrityError:
+        delete_quietly(private_storage(), [stored])
+        existing = Photo.objects.filter(case=case, role=role, view=view).first()
+        if existing is not None and existing.sha256 == facts.sha256:
+            return existing
+        raise images.PhotoRejected(
+            "Another photo for this role and view arrived at the same time. Reload and check."
+        ) from None
+    except BaseException:
+        delete_quietly(private_storage(), [stored])
+        raise
+    return photo
+
+
+def remove_photo(photo: Photo) -> None:
+    """Delete a photo row and, after commit, its original and renditions everywhere."""
+    files = [photo.original.name] + [r["name"] for r in photo.renditions]
+    public = (
+        [public_name(photo.public_key, r) for r in photo.renditions] if photo.public_key else []
+    )
+    with transaction.atomic():
+        photo.delete()
+        delete_after_commit(private_storage(), files)
+        delete_after_commit(public_storage(), public)
+
+
+def pair_crops(before: Photo, after: Photo) -> tuple[images.Crop, images.Crop]:
+    """The stored pair crop, or the default centred on the pair's common aspect."""
+    aspect = images.common_aspect([(before.width, before.height), (after.width, after.height)])
+    crops = []
+    for photo in (before, after):
+        if photo.crop_left is not None:
+            crops.append(
+                images.Crop(photo.crop_left, photo.crop_top, photo.crop_width, photo.crop_height)
+            )
+        else:
+            crops.append(images.centred_crop(photo.width, photo.height, aspect))
+    return crops[0], crops[1]
+
+
+def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[dict]]:
+    """Render each photo's crop at the group's shared sizes into private storage."""
+    boxes = []
+    for photo, crop in zip(photos, crops, strict=True):
+        x0, y0, x1, y1 = crop.pixels(photo.width, photo.height)
+        boxes.append((x1 - x0, y1 - y0))
+    # The shared aspect is taken from the crops themselves, so sizes match exactly.
+    aspect = boxes[0][0] / boxes[0][1]
+    sizes = images.pair_output_sizes(boxes, aspect)
+    results = []
+    written: list[str] = []
+    try:
+        for photo, crop in zip(photos, crops, strict=True):
+            with private_storage().open(photo.original.name, "rb") as fp:
+                outputs = images.render_crop(
+                    fp, crop, sizes, watermark=settings.GALLERY_WATERMARK_TEXT
+                )
+            token = secrets.token_urlsafe(16)
+            entries = []
+            for fmt, width, height, data in outputs:
+                ext = {"jpeg": "jpg"}.get(fmt, fmt)
+                name = private_storage().save(
+                    f"renditions/{token}/{width}.{ext}", ContentFile(data)
+                )
+                written.append(name)
+                entries.append(
+                    {
+                        "format": fmt,
+                        "width": width,
+                        "height": height,
+                        "name": name,
+                        "bytes": len(data),
+                    }
+                )
+            results.append(entries)
+    except BaseException:
+        delete_quietly(private_storage(), written)
+        raise
+    return results
+
+
+def build_renditions(case: Case) -> None:
+    """(Re)build the renditions of every photo of a case, pair by pair.
+
+    New files are written first; the rows switch to them in one transaction; the old
+    files are deleted after commit. Then public storage is brought in step.
+    """
+    photos = list(case.photos.all())
+    by_view: dict[str, dict[str, Photo]] = {}
+    for photo in photos:
+        by_view.setdefault(photo.view, {})[photo.role] = photo
+    plans = []
+    for roles in by_view.values():
+        if "before" in roles and "after" in roles:
+            group = [roles["before"], roles["after"]]
+            crops = list(pair_crops(*group))
+        else:
+            group = list(roles.values())
+            crops = [images.centred_crop(p.width, p.height, p.width / p.height) for p in group]
+        plans.append((group, crops))
+    for group, crops in plans:
+        rendered = _render_group(group, crops)
+        new_files = [e["name"] for entries in rendered for e in entries]
+        try:
+            with transaction.atomic():
+                old_private: list[str] = []
+                old_public: list[str] = []
+                for photo, entries in zip(group, rendered, strict=True):
+                    locked = Photo.objects.select_for_update().filter(pk=photo.pk).first()
+                    if locked is None:
+                        raise Photo.DoesNotExist
+                    old_private += [r["name"] for r in locked.renditions]
+                    if locked.public_key:
+                        old_public += [public_name(locked.public_key, r) for r in locked.renditions]
+                    Photo.objects.filter(pk=photo.pk).update(
+                        renditions=entries, rendered_at=timezone.now(), public_key=""
+                    )
+                delete_after_commit(private_storage(), old_private)
+                delete_after_commit(public_storage(), old_public)
+        except BaseException:
+            delete_quietly(private_storage(), new_files)
+            raise
+    sync_public_files(case.pk)
+
+
+@task
+def build_case_renditions(case_id: int) -> None:
+    case = Case.objects.filter(pk=case_id).first()
+    if case is not None:
+        build_renditions(case)
+
+
+def sync_public_files(case_id: int) -> bool:
+    """Make public storage match the rule for one case. Returns whether it is public."""
+    case = (
+        Case.objects.select_related("consent", "treatment")
+        .prefetch_related("photos")
+        .filter(pk=case_id)
+        .first()
+    )
+    if case is None:
+        return False
+    if case.is_public:
+        pair_ids = {p.pk for pair in case.complete_pairs() for p in pair}
+        for photo in case.photos.all():
+            if photo.pk in pair_ids and not photo.public_key:
+                _publish_photo(photo)
+            elif photo.pk not in pair_ids and photo.public_key:
+                _unpublish_photo(photo)
+        # The rule may have changed while files were copied (a withdrawal): check again.
+        if Case.objects.public().filter(pk=case_id).exists():
+            return True
+    for photo in Photo.objects.filter(case_id=case_id).exclude(public_key=""):
+        _unpublish_photo(photo)
+    return False
+
+
+def _publish_photo(photo: Photo) -> None:
+    key = secrets.token_urlsafe(16)
+    written = []
+    try:
+        for r in photo.renditions:
+            with private_storage().open(r["name"], "rb") as fp:
+                written.append(public_storage().save(public_name(key, r), ContentFile(fp.read())))
+        claimed = Photo.objects.filter(pk=photo.pk, public_key="", rendered_at=photo.rendered_at)
+        if claimed.update(public_key=key) != 1:
+            delete_quietly(public_storage(), written)
+            return
+    except BaseException:
+        delete_quietly(public_storage(), written)
+        raise
+    photo.public_key = key
+
+
+def _unpublish_photo(photo: Photo) -> None:
+    # The row stops pointing at the public copies first, so no page links them; then the
+    # copies go. A failed delete leaves a file with no row, which the sweep removes.
+    names = [public_name(photo.public_key, r) for r in photo.renditions]
+    Photo.objects.filter(pk=photo.pk, public_key=photo.public_key).update(public_key="")
+    photo.public_key = ""
+    delete_quietly(public_storage(), names)
+
+
+def take_down_cases(case_ids) -> None:
+    """Remove the public renditions of these cases now (withdrawal, unpublish, archive)."""
+    for case_id in case_ids:
+        sync_public_files(case_id)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from gallery import views
+
+app_name = "gallery"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("gallery/", views.case_list, name="list"),
+    path("gallery/<str:public_id>/", views.case_detail, name="case"),
+    path("treatments/<slug:slug>/", views.treatment_detail, name="treatment"),
+    path("api/cases/", views.api_case_list, name="api-list"),
+    path("api/cases/<str:public_id>/", views.api_case_detail, name="api-case"),
+]

@@ -1,0 +1,169 @@
+"""Builders and fixtures shared by the tests.
+
+Storage always points at a temporary folder: tests never write into the project's media/.
+"""
+
+import io
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from PIL import Image
+
+from consent.models import Consent, ConsentForm, Patient
+from gallery.models import Case, Concern, Photo, Treatment
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def isolated_media(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": tmp_path / "media" / "private",
+                "base_url": "/private-not-served/",
+            },
+        },
+        "public": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media" / "public", "base_url": "/media/public/"},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
+    }
+    settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+    settings.GALLERY_WATERMARK_TEXT = ""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return tmp_path / "media"
+
+
+def now():
+    return timezone.now()
+
+
+def make_user(username=None, groups=(), **kw) -> User:
+    user = User.objects.create_user(
+        username=username or f"user{next(_counter)}", password="correct-horse-battery", **kw
+    )
+    if groups:
+        user.groups.set(Group.objects.filter(name__in=groups))
+    return user
+
+
+def make_patient(**kw) -> Patient:
+    n = next(_counter)
+    defaults = {"reference": f"P-{n:05d}", "full_name": f"Patient {n}"}
+    return Patient.objects.create(**{**defaults, **kw})
+
+
+def make_consent(patient=None, **kw) -> Consent:
+    patient = patient or make_patient()
+    t = now()
+    defaults = {
+        "form": ConsentForm.objects.get(version="2026-1"),
+        "allow_website": True,
+        "identifiable": True,
+        "patient_is_adult": True,
+        "signed_at": t - timedelta(days=30),
+        "signed_by_name": patient.full_name,
+        "expires_at": t + timedelta(days=365),
+    }
+    return Consent.objects.create(patient=patient, **{**defaults, **kw})
+
+
+def make_case(photos=True, concerns=("acne-scars",), **kw) -> Case:
+    """A case that is public unless told otherwise (photo rows without files)."""
+    patient = kw.pop("patient", None) or make_patient()
+    consent = kw.pop("consent", None) or make_consent(patient)
+    reviewer = kw.pop("reviewed_by", None)
+    status = kw.get("status", Case.Status.PUBLISHED)
+    if status == Case.Status.PUBLISHED and reviewer is None:
+        reviewer = make_user()
+    defaults = {
+        "treatment": Treatment.objects.get(slug="microneedling"),
+        "fitzpatrick": 3,
+        "skin_type": "normal",
+        "needle_depth_mm": Decimal("1.50"),
+        "session_count": 3,
+        "session_interval_weeks": 4,
+        "weeks_after_last_session": 12,
+        "practitioner": "Dr. Test",
+        "status": Case.Status.PUBLISHED,
+        "published_at": now() - timedelta(days=1) if status == Case.Status.PUBLISHED else None,
+    }
+    case = Case.objects.create(
+        patient=patient, consent=consent, reviewed_by=reviewer, **{**defaults, **kw}
+    )
+    case.concerns.set(Concern.objects.filter(slug__in=concerns))
+    if photos:
+        for role in ("before", "after"):
+            make_photo_row(case, role)
+    return case
+
+
+def make_photo_row(case, role, view="front", rendered=True, **kw) -> Photo:
+    """A photo row with fake rendition entries: for rule tests that do no file I/O."""
+    return Photo.objects.create(
+        case=case,
+        role=role,
+        view=view,
+        original=f"originals/fake-{next(_counter)}.jpg",
+        original_format="jpeg",
+        sha256="0" * 64,
+        width=1200,
+        height=900,
+        rendered_at=now() if rendered else None,
+        renditions=[
+            {"format": f, "width": 480, "height": 360, "name": f"renditions/x/480.{f}", "bytes": 1}
+            for f in ("avif", "webp", "jpeg")
+        ]
+        if rendered
+        else [],
+        **kw,
+    )
+
+
+def jpeg_bytes(size=(1200, 900), color=(200, 150, 130), **save) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+def skin_jpeg(seed=1, fitzpatrick=3, role="before", size=(1200, 900)) -> bytes:
+    from gallery.demo_images import skin_pair
+
+    before, after = skin_pair(seed=seed, fitzpatrick=fitzpatrick, concern="acne-scars", size=size)
+    buf = io.BytesIO()
+    (before if role == "before" else after).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_public_case(**kw) -> Case:
+    """A truly public case: real photos through the pipeline, renditions in public storage."""
+    from gallery.publication import add_photo, build_renditions
+
+    case = make_case(photos=False, **kw)
+    seed = next(_counter)
+    for role in ("before", "after"):
+        add_photo(
+            case,
+            role,
+            "front",
+            io.BytesIO(skin_jpeg(seed, case.fitzpatrick, role, (800, 600))),
+            f"{role}.jpg",
+        )
+    build_renditions(case)
+    case.refresh_from_db()
+    return case
