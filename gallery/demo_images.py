@@ -219,12 +219,19 @@ class _Ctx:
     # Mark colours are derived from the tone so every Fitzpatrick type gets
     # plausible shading (e.g. redness reads as darker/violaceous on deep skin).
     @property
+    def depth(self) -> float:
+        """0 for the lightest tone, ~0.75 for the deepest."""
+        return 1 - _luma(self.tone) / 255
+
+    @property
     def shadow(self) -> RGB:
-        return _scale_rgb(self.tone, 0.66, 0.53, 0.47)
+        # Deep skin needs proportionally darker shadows to read as relief.
+        k = 1 + 0.6 * self.depth
+        return _scale_rgb(self.tone, 0.66**k, 0.53**k, 0.47**k)
 
     @property
     def highlight(self) -> RGB:
-        return _mix(self.tone, (255, 246, 240), 0.3)
+        return _mix(self.tone, (255, 246, 240), 0.3 + 0.15 * self.depth)
 
     @property
     def red(self) -> RGB:
@@ -237,7 +244,7 @@ class _Ctx:
     @property
     def pale_pink(self) -> RGB:
         # Deeper skin shows hypopigmented (lighter) scars more strongly.
-        lift = 0.3 + 0.35 * (1 - _luma(self.tone) / 255)
+        lift = 0.3 + 0.35 * self.depth
         return _scale_rgb(_mix(self.tone, (255, 238, 236), lift), 1.0, 0.9, 0.92)
 
     def point(self, margin: float = 0.0) -> Point:
@@ -336,7 +343,7 @@ def _acne_scars(c: _Ctx) -> list[_Layer]:
     centres = [c.point(0.2) for _ in range(rng.randint(2, 3))]
     for cx, cy in centres:
         r = rng.uniform(0.12, 0.18) * w
-        flush.ellipse(cx, cy, r, r * 0.8, rng.uniform(0.35, 0.45))
+        flush.ellipse(cx, cy, r, r * 0.8, rng.uniform(0.45, 0.6))
     for _ in range(rng.randint(80, 120)):
         cx, cy = rng.choice(centres)
         x, y = rng.gauss(cx, 0.16 * w), rng.gauss(cy, 0.14 * h)
@@ -370,7 +377,7 @@ def _acne_scars(c: _Ctx) -> list[_Layer]:
             rim.ellipse(x, y, r, ry, a * 0.55, keep)
             rim.ellipse(x + lx * r * 0.3, y + ly * r * 0.3, r, ry, 0, keep)
         if rng.random() < 0.4:
-            red.ellipse(x, y, r * 2.5, ry * 2.5, rng.uniform(0.3, 0.5))
+            red.ellipse(x, y, r * 2.5, ry * 2.5, rng.uniform(0.25, 0.4))
     redness = red.layer(c.red, 10 * s)
     flushed = flush.layer(c.red, 70 * s)
     # Patchy rather than airbrushed redness.
@@ -636,7 +643,12 @@ def _label(img: Image.Image) -> None:
 def skin_pair(
     seed: int, fitzpatrick: int, concern: str, size: tuple[int, int] = (1200, 900)
 ) -> tuple[Image.Image, Image.Image]:
-    """Return (before, after) RGB images of a synthetic skin patch."""
+    """Return (before, after) RGB images of a synthetic skin patch.
+
+    `fitzpatrick` is 1..6 (see FITZPATRICK_TONES); `concern` is one of the
+    concern slugs. The same arguments always give identical pixels. Both
+    images carry a small "DEMO" tag in the bottom-right corner.
+    """
     if fitzpatrick not in FITZPATRICK_TONES:
         raise ValueError(f"fitzpatrick must be 1..6, got {fitzpatrick!r}")
     if concern not in _CONCERNS:

@@ -7,6 +7,7 @@ get bytes back. Every way a photo enters (web upload, bulk import, admin) goes t
 
 import hashlib
 import io
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -15,8 +16,14 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps
 
+log = logging.getLogger(__name__)
+
 # Formats accepted, by Pillow's format name -> our short name.
-ALLOWED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+# MPO is how Pillow names a JPEG with a multi-picture index (cameras, some phones); a
+# single-frame one is a plain JPEG photo, several frames are refused below.
+ALLOWED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+# The plugins allowed to parse an upload at all (MPO is served by the JPEG plugin).
+OPEN_FORMATS = ["JPEG", "PNG", "WEBP", "HEIF"]
 ALLOWED_SENTENCE = "Upload a JPEG, PNG, WebP or HEIC photo."
 
 # Output widths (never upscaled) and formats of the public renditions.
@@ -103,6 +110,9 @@ def _extension(name: str) -> str:
 def _refuse(head: bytes, name: str) -> PhotoRejected:
     what = describe_content(head)
     ext = _extension(name)
+    if what == "not an image in a format we accept":
+        named = f" (named {ext})" if ext else ""
+        return PhotoRejected(f"This file{named} is not an image we can use. {ALLOWED_SENTENCE}")
     named = f" named {ext}" if ext else ""
     return PhotoRejected(f"This file is {what}{named}. {ALLOWED_SENTENCE}")
 
@@ -141,7 +151,7 @@ def validate_photo(fp: BinaryIO, name: str, max_bytes: int, max_pixels: int) -> 
         try:
             # Only the allowed plugins may even look at the file: EPS (Ghostscript) and
             # every other parser are never reached.
-            with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
+            with Image.open(fp, formats=OPEN_FORMATS) as im:
                 fmt = ALLOWED_FORMATS.get(im.format or "")
                 if fmt is None:
                     raise _refuse(head, name)
@@ -170,6 +180,7 @@ def validate_photo(fp: BinaryIO, name: str, max_bytes: int, max_pixels: int) -> 
                 "This image is too large to open safely. Export it at a smaller size."
             ) from None
         except Exception:
+            log.info("Refused an unreadable upload", exc_info=True)
             # Pillow raises many types for broken data (OSError, SyntaxError, ValueError,
             # struct.error, …): all mean the same thing to a clinic.
             if describe_content(head) in (
@@ -263,7 +274,9 @@ def pair_output_sizes(
 ) -> list[tuple[int, int]]:
     """Identical output sizes for every photo of a pair; never larger than the smallest crop."""
     base = min(w for w, _ in crops_px)
-    chosen = [w for w in widths if w <= base] or [base]
+    # The standard widths below the source, topped by the source itself (capped at the
+    # largest standard width): an 800 px crop gives 480 and 800, never an upscaled 960.
+    chosen = [w for w in widths if w < base] + [min(base, max(widths))]
     return [(w, max(1, round(w / aspect))) for w in chosen]
 
 
@@ -349,7 +362,7 @@ def render_crop(
     metadata block), encode.
     """
     largest_w, largest_h = max(sizes)
-    with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
+    with Image.open(fp, formats=OPEN_FORMATS) as im:
         orientation = im.getexif().get(0x0112, 1)
         if orientation not in _TRANSPOSE:
             orientation = 1
@@ -357,7 +370,7 @@ def render_crop(
         upright = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
         box_up = crop.pixels(*upright)
         scale = largest_w / max(1, box_up[2] - box_up[0])
-        if im.format == "JPEG" and scale < 1:
+        if im.format in ("JPEG", "MPO") and scale < 1:
             # DCT scaling: decode at 1/2, 1/4 or 1/8 when that still covers the output.
             im.draft("RGB", (math.ceil(raw_w * scale), math.ceil(raw_h * scale)))
         icc = im.info.get("icc_profile")
@@ -406,8 +419,8 @@ def _watermarked(im: Image.Image, text: str) -> Image.Image:
 
 def upright_thumbnail(fp: BinaryIO, width: int = 480) -> Image.Image:
     """A small upright RGB copy (for checks); never used for public output."""
-    with Image.open(fp, formats=list(ALLOWED_FORMATS)) as im:
-        if im.format == "JPEG":
+    with Image.open(fp, formats=OPEN_FORMATS) as im:
+        if im.format in ("JPEG", "MPO"):
             im.draft("RGB", (width, width))
         im = ImageOps.exif_transpose(im)
         im.thumbnail((width, width * 4))

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, StringAgg, Subquery, Value
 from django.db.models.lookups import Exact
@@ -164,7 +165,13 @@ class Case(models.Model):
     )
     skin_type = models.CharField(max_length=20, choices=SkinType.choices)
     needle_depth_mm = models.DecimalField(
-        "deepest needle setting (mm)", max_digits=3, decimal_places=2
+        "deepest needle setting (mm)",
+        max_digits=3,
+        decimal_places=2,
+        validators=[
+            MinValueValidator(Decimal("0.10"), "Needle depth must be at least 0.1 mm."),
+            MaxValueValidator(Decimal("4.00"), "Needle depth must be at most 4.0 mm."),
+        ],
     )
     zone_depths = models.CharField(
         "depth per zone",
@@ -172,10 +179,16 @@ class Case(models.Model):
         blank=True,
         help_text="e.g. cheeks 2.0 mm, forehead 0.75 mm",
     )
-    session_count = models.PositiveSmallIntegerField("number of sessions")
-    session_interval_weeks = models.PositiveSmallIntegerField("weeks between sessions", default=4)
+    session_count = models.PositiveSmallIntegerField(
+        "number of sessions", validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    session_interval_weeks = models.PositiveSmallIntegerField(
+        "weeks between sessions",
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(52)],
+    )
     weeks_after_last_session = models.PositiveSmallIntegerField(
-        "weeks after the last session (after photo)"
+        "weeks after the last session (after photo)", validators=[MaxValueValidator(520)]
     )
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="cases")
@@ -260,10 +273,6 @@ class Case(models.Model):
         errors = {}
         if self.consent_id and self.patient_id and self.consent.patient_id != self.patient_id:
             errors["consent"] = "This consent belongs to another patient."
-        if self.needle_depth_mm is not None and not (
-            Decimal("0.10") <= self.needle_depth_mm <= Decimal("4.00")
-        ):
-            errors["needle_depth_mm"] = "Needle depth must be between 0.1 and 4.0 mm."
         if errors:
             raise ValidationError(errors)
 

@@ -1,0 +1,150 @@
+"""The public pages and the API show public cases only, and bad input never gives a 500."""
+
+import pytest
+
+from tests.conftest import make_case, make_public_case
+
+pytestmark = pytest.mark.django_db
+
+
+def test_gallery_lists_public_cases_with_their_photos(client):
+    case = make_public_case()
+    response = client.get("/gallery/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert case.get_absolute_url() in html
+    assert "/media/public/r/" in html
+    assert case.disclosure() in html
+
+
+def test_a_draft_is_nowhere(client):
+    public = make_public_case()
+    draft = make_public_case(status="draft", published_at=None)
+    assert not draft.is_public
+    assert draft.public_id not in client.get("/gallery/").content.decode()
+    assert client.get(draft.get_absolute_url()).status_code == 404
+    assert client.get(f"/api/cases/{draft.public_id}/").status_code == 404
+    api = client.get("/api/cases/").json()
+    assert [r["id"] for r in api["results"]] == [public.public_id]
+    assert api["count"] == 1
+    assert draft.public_id not in client.get("/sitemap.xml").content.decode()
+
+
+def test_case_page_shows_every_fact_and_the_disclosure(client):
+    case = make_public_case(fitzpatrick=5)
+    html = client.get(case.get_absolute_url()).content.decode()
+    assert "Type V" in html
+    assert "1.50 mm" in html
+    assert case.disclosure() in html
+    assert case.practitioner_line() in html
+
+
+def test_api_list_has_the_contract_shape(client):
+    case = make_public_case(fitzpatrick=4, skin_type="oily")
+    data = client.get("/api/cases/").json()
+    assert {"count", "page", "pages", "next", "previous", "facets", "results"} <= set(data)
+    assert data["facets"]["fitzpatrick"]["4"] == 1
+    assert data["facets"]["treatment"]["microneedling"] == 1
+    result = data["results"][0]
+    assert result["id"] == case.public_id
+    assert result["url"] == f"http://testserver/gallery/{case.public_id}/"
+    assert result["treatment"] == {"slug": "microneedling", "name": "Microneedling"}
+    assert result["concerns"] == [{"slug": "acne-scars", "name": "Acne scars"}]
+    assert result["needle_depth_mm"] == "1.50"
+    assert result["skin_type"] == "oily"
+    pair = result["pairs"][0]
+    assert pair["view"] == "front"
+    assert (pair["width"], pair["height"]) == (800, 600)
+    for side in ("before", "after"):
+        assert pair[side]["src"].endswith(".jpg")
+        assert set(pair[side]["srcset"]) == {"avif", "webp", "jpeg"}
+        assert client.get(pair[side]["src"]).status_code == 200
+    assert client.get(f"/api/cases/{case.public_id}/").json()["id"] == case.public_id
+
+
+def test_filters_narrow_the_list_and_facets_count_under_other_filters(client):
+    make_case(fitzpatrick=2)
+    make_case(fitzpatrick=6)
+    make_case(fitzpatrick=6, treatment_id=2)
+    data = client.get("/api/cases/?fitzpatrick=6").json()
+    assert data["count"] == 2
+    assert all(r["fitzpatrick"] == 6 for r in data["results"])
+    # Facets of a dimension ignore that dimension's own filter.
+    assert data["facets"]["fitzpatrick"] == {"1": 0, "2": 1, "3": 0, "4": 0, "5": 0, "6": 2}
+    assert data["facets"]["treatment"] == {"microneedling": 1, "rf-microneedling": 1}
+    both = client.get("/api/cases/?fitzpatrick=6&fitzpatrick=2&treatment=microneedling").json()
+    assert both["count"] == 2
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "fitzpatrick=9",
+        "fitzpatrick=abc",
+        "depth_min=deep",
+        "sessions_max=-1x",
+        "treatment=laser",
+        "sort=random",
+        "page=0",
+        "page=abc",
+        "page=99",
+        "concern=%00",
+    ],
+)
+def test_nonsense_parameters_are_a_clear_400_for_the_api(client, query):
+    make_case()
+    response = client.get(f"/api/cases/?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "query", ["fitzpatrick=9", "depth_min=deep", "sort=random", "treatment=laser", "x=1"]
+)
+def test_nonsense_parameters_are_ignored_by_the_list_page(client, query):
+    make_case()
+    response = client.get(f"/gallery/?{query}")
+    assert response.status_code == 200
+    assert "1 case" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/gallery/does-not-exist/",
+        "/gallery/%20/",
+        "/api/cases/nope/",
+        "/treatments/laser/",
+        "/gallery/?page=abc",
+        "/media/public/../../settings.py",
+        "/media/public/r/nothing/480.jpg",
+    ],
+)
+def test_unknown_things_are_404(client, url):
+    make_case()
+    assert client.get(url).status_code == 404
+
+
+def test_healthz_and_robots(client):
+    assert client.get("/healthz").content == b"ok"
+    robots = client.get("/robots.txt").content.decode()
+    assert "Disallow: /staff/" in robots and "Sitemap:" in robots
+
+
+def test_public_images_have_long_cache_and_nosniff(client):
+    case = make_public_case()
+    src = client.get(f"/api/cases/{case.public_id}/").json()["pairs"][0]["after"]["src"]
+    response = client.get(src)
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "immutable" in response["Cache-Control"]
+
+
+def test_treatment_page_lists_its_public_cases(client):
+    case = make_public_case()
+    html = client.get("/treatments/microneedling/").content.decode()
+    assert case.get_absolute_url() in html
+    assert "Does it hurt?" in html
+    assert (
+        case.get_absolute_url() not in client.get("/treatments/rf-microneedling/").content.decode()
+    )
