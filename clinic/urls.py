@@ -13,5 +13,6 @@ urlpatterns = [
     path("robots.txt", gallery_views.robots_txt, name="robots"),
     path("sitemap.xml", sitemap, {"sitemaps": sitemaps}, name="sitemap"),
     re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
+    path("staff/", include("gallery.staff_urls")),
     path("admin/", admin.site.urls),
 ]

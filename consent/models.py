@@ -91,6 +91,13 @@ class ConsentQuerySet(models.QuerySet):
         )
 
 
+def signature_upload_to(instance: "Consent", filename: str) -> str:
+    # The uploaded name never reaches a path: only the extension, from an allowlist.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    ext = ext if ext in ("png", "jpg", "jpeg", "pdf", "webp", "heic") else "bin"
+    return f"signatures/{secrets.token_urlsafe(24)}.{ext}"
+
+
 class Consent(models.Model):
     class Channel(models.TextChoices):
         STAFF = "staff", "Recorded by clinic staff"
@@ -129,7 +136,8 @@ class Consent(models.Model):
         "(e.g. parent, legal guardian, power of attorney). Blank when the patient signed.",
     )
     signature = models.FileField(
-        upload_to="signatures/",
+        upload_to=signature_upload_to,
+        max_length=200,
         blank=True,
         help_text="Drawn signature or scanned signed form (private).",
     )

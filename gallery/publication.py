@@ -7,6 +7,7 @@ pointed at them are gone (``transaction.on_commit``).
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
@@ -265,3 +266,102 @@ def take_down_cases(case_ids) -> None:
     """Remove the public renditions of these cases now (withdrawal, unpublish, archive)."""
     for case_id in case_ids:
         sync_public_files(case_id)
+
+
+class SyncReport:
+    def __init__(self):
+        self.expired: list = []
+        self.taken_down: list[int] = []
+        self.put_up: list[int] = []
+        self.expiring: list = []
+
+
+def sync_publication(expiring_days: int = 30) -> SyncReport:
+    """Bring public storage in step with the rule for every case, record lapsed consents."""
+    from consent.models import Consent, ConsentEvent
+    from consent.signals import consent_changed
+
+    report = SyncReport()
+
+    def cases_with_public_files() -> set[int]:
+        return set(Photo.objects.exclude(public_key="").values_list("case_id", flat=True))
+
+    before = cases_with_public_files()
+    for consent in Consent.objects.lapsed_unrecorded().select_related("patient"):
+        ConsentEvent.record(
+            consent,
+            ConsentEvent.Kind.EXPIRED,
+            label="sync_publication",
+            details={"expires_at": consent.expires_at.isoformat()},
+        )
+        consent_changed.send(sender=Consent, consent=consent, reason="expired")
+        report.expired.append(consent)
+    public_ids = set(Case.objects.public().values_list("pk", flat=True))
+    for case_id in sorted(cases_with_public_files() - public_ids):
+        sync_public_files(case_id)
+    report.taken_down = sorted(before - cases_with_public_files())
+    # Public cases whose files are missing (e.g. a crash between commit and copy).
+    missing = set(
+        Photo.objects.complete_pairs()
+        .filter(case_id__in=public_ids)
+        .filter(public_key="")
+        .values_list("case_id", flat=True)
+    )
+    for case_id in sorted(missing):
+        if sync_public_files(case_id):
+            report.put_up.append(case_id)
+    report.expiring = list(
+        Consent.objects.expiring_within(expiring_days)
+        .select_related("patient")
+        .order_by("expires_at")
+    )
+    return report
+
+
+def _walk(storage, path: str = ""):
+    """Every file name under path (recursive), for FileSystemStorage and S3 alike."""
+    try:
+        dirs, files = storage.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in files:
+        yield f"{path}/{name}" if path else name
+    for d in dirs:
+        yield from _walk(storage, f"{path}/{d}" if path else d)
+
+
+def sweep_storage(grace_minutes: int = 60, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Delete files no row points at, older than the grace period."""
+    from consent.models import Consent
+
+    cutoff = timezone.now() - timedelta(minutes=grace_minutes)
+    private_known: set[str] = set()
+    public_known: set[str] = set()
+    for original, renditions, key in Photo.objects.values_list(
+        "original", "renditions", "public_key"
+    ):
+        private_known.add(original)
+        private_known.update(r["name"] for r in renditions)
+        if key:
+            public_known.update(public_name(key, r) for r in renditions)
+    private_known.update(
+        n for n in Consent.objects.exclude(signature="").values_list("signature", flat=True)
+    )
+    removed = []
+    for storage_name, storage, known, prefixes in (
+        ("default", private_storage(), private_known, ("originals", "renditions", "signatures")),
+        ("public", public_storage(), public_known, ("r",)),
+    ):
+        for prefix in prefixes:
+            for name in _walk(storage, prefix):
+                if name in known:
+                    continue
+                try:
+                    if storage.get_modified_time(name) > cutoff:
+                        continue
+                except (OSError, NotImplementedError):
+                    continue
+                removed.append((storage_name, name))
+                if not dry_run:
+                    delete_quietly(storage, [name])
+    return removed
