@@ -7,6 +7,7 @@ class GalleryConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.db.models.signals import post_delete, post_save
         from PIL import Image
 
         from consent.signals import consent_changed
@@ -17,3 +18,10 @@ class GalleryConfig(AppConfig):
         # turns the warning into a refusal, so the cap is the clinic's pixel limit.
         Image.MAX_IMAGE_PIXELS = settings.PHOTO_MAX_PIXELS
         consent_changed.connect(receivers.consent_changed, dispatch_uid="gallery-consent")
+        for model in ("Treatment", "Concern"):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    receivers.reference_data_changed,
+                    sender=self.get_model(model),
+                    dispatch_uid=f"gallery-reference-{model}-{signal}",
+                )

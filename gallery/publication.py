@@ -18,6 +18,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from gallery import images
+from gallery.cache import new_generation
 from gallery.models import Case, Photo, public_name
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,19 @@ def sync_public_files(case_id: int) -> bool:
         .first()
     )
     if case is None:
+        new_generation()
         return False
+    # Whatever happens below, cached public pages may now be wrong: start a new generation
+    # (also on the way out, so a page rendered while files moved is not kept).
+    new_generation()
+    try:
+        return _sync_public_files(case)
+    finally:
+        new_generation()
+
+
+def _sync_public_files(case: Case) -> bool:
+    case_id = case.pk
     if case.is_public:
         pair_ids = {p.pk for pair in case.complete_pairs() for p in pair}
         for photo in case.photos.all():

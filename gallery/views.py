@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
+from gallery.cache import cached_public_page
 from gallery.filters import CaseFilter
 from gallery.models import FITZPATRICK_INFO, Case, Treatment
 
@@ -53,6 +54,7 @@ def _page_link(request: HttpRequest, number: int) -> str:
 
 
 @require_GET
+@cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
     featured = list(Case.objects.public().order_by("-published_at").for_display()[:6])
     return render(
@@ -63,6 +65,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@cached_public_page
 def case_list(request: HttpRequest) -> HttpResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
     if number is None:
@@ -85,6 +88,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@cached_public_page
 def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.public().for_display(), public_id=public_id)
     return render(
@@ -95,6 +99,7 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @require_GET
+@cached_public_page
 def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     treatment = get_object_or_404(Treatment, slug=slug)
     cases = list(
@@ -107,6 +112,7 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
+@cached_public_page
 def api_case_list(request: HttpRequest) -> JsonResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
     errors = dict(filterset.errors) if request.GET else {}
@@ -134,6 +140,7 @@ def api_case_list(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+@cached_public_page
 def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
     case = Case.objects.public().for_display().filter(public_id=public_id).first()
     if case is None:

@@ -1,0 +1,80 @@
+"""The public-page cache and its invalidation.
+
+Every cached public response is stored under the current *publication generation*, a
+random token kept in the shared cache (a file cache on one machine, Redis beyond). Any
+change to what is public (publish, unpublish, archive, withdrawal, expiry) replaces the
+token, so every process on every machine misses on its next request: nothing can serve a
+page that still shows a withdrawn case.
+
+Expiry needs no event to happen: the generation also records the earliest moment a public
+case's consent expires, and the first request after that moment starts a new generation.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+GENERATION_KEY = "gallery:public-generation"
+PAGE_TTL = 600
+
+
+def _next_expiry() -> datetime | None:
+    from gallery.models import Case
+
+    return (
+        Case.objects.public()
+        .order_by("consent__expires_at")
+        .values_list("consent__expires_at", flat=True)
+        .first()
+    )
+
+
+def new_generation() -> str:
+    """Start a new generation: every cached public page is stale from now on."""
+    token = secrets.token_hex(8)
+    cache.set(GENERATION_KEY, (token, _next_expiry()), None)
+    return token
+
+
+def current_generation() -> str:
+    value = cache.get(GENERATION_KEY)
+    if value is None:
+        return new_generation()
+    token, expiry = value
+    if expiry is not None and timezone.now() >= expiry:
+        return new_generation()
+    return token
+
+
+def cached_public_page(view: Callable) -> Callable:
+    """Cache anonymous GET responses of a public view under the current generation."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "GET" or request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        raw = f"{request.get_host()}|{request.get_full_path()}|{request.headers.get('Accept', '')}"
+        key = f"gallery:page:{current_generation()}:{hashlib.sha256(raw.encode()).hexdigest()}"
+        stored = cache.get(key)
+        if stored is not None:
+            status, headers, content = stored
+            response = HttpResponse(content, status=status)
+            for name, value in headers:
+                response[name] = value
+            response["X-Cache"] = "hit"
+            return response
+        response = view(request, *args, **kwargs)
+        if getattr(response, "is_rendered", True) is False:
+            response.render()  # a TemplateResponse (the sitemap)
+        if response.status_code == 200 and not response.streaming and not response.cookies:
+            headers = [(k, v) for k, v in response.items() if k.lower() != "set-cookie"]
+            cache.set(key, (response.status_code, headers, response.content), PAGE_TTL)
+        return response
+
+    return wrapper
