@@ -114,8 +114,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_URL = "staff:login"
+LOGIN_REDIRECT_URL = "staff:dashboard"
+LOGOUT_REDIRECT_URL = "staff:login"
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
@@ -231,6 +232,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "gallery@localhost")
 # Upload limits (the photo pipeline enforces them with clear messages).
 PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 40 * 1024 * 1024)
 PHOTO_MAX_PIXELS = envint("PHOTO_MAX_PIXELS", 60_000_000)
+# Scanned consent forms that are images are checked like photos.
+CONSENT_IMAGE_VALIDATOR = "gallery.images.validate_photo"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path, re_path
 
+from consent import views as consent_views
 from gallery import views as gallery_views
 from gallery.cache import cached_public_page
 from gallery.sitemaps import CaseSitemap, TreatmentSitemap
@@ -14,6 +15,9 @@ urlpatterns = [
     path("robots.txt", gallery_views.robots_txt, name="robots"),
     path("sitemap.xml", cached_public_page(sitemap), {"sitemaps": sitemaps}, name="sitemap"),
     re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
+    path("staff/consents/", include("consent.urls")),
     path("staff/", include("gallery.staff_urls")),
+    path("consent/<str:token>/", consent_views.patient_page, name="patient-consent"),
+    path("consent/<str:token>/withdraw/", consent_views.patient_withdraw, name="patient-withdraw"),
     path("admin/", admin.site.urls),
 ]

@@ -337,3 +337,69 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Consent events are append-only and cannot be deleted.")
+
+
+def record_consent(
+    patient: Patient,
+    form: ConsentForm,
+    recorded_by,
+    document: tuple[str, bytes] | None,
+    signed_at: datetime | None = None,
+    **fields,
+) -> Consent:
+    """Record a signed consent with its signature or scan, superseding the patient's
+    earlier active consents (their history is kept; their cases move to this one).
+
+    The document is written to private storage before the transaction and removed again
+    if the row cannot be saved, so no file is left without a row.
+    """
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    stored = ""
+    if document is not None:
+        ext, data = document
+        stored = default_storage.save(signature_upload_to(None, f"x.{ext}"), ContentFile(data))
+    try:
+        with transaction.atomic():
+            previous = list(
+                Consent.objects.select_for_update().filter(patient=patient).order_by("pk")
+            )
+            consent = Consent(
+                patient=patient,
+                form=form,
+                recorded_by=recorded_by,
+                signed_at=signed_at or timezone.now(),
+                signature=stored,
+                **fields,
+            )
+            consent.full_clean()
+            consent.save()
+            kind = ConsentEvent.Kind.RENEWED if previous else ConsentEvent.Kind.GRANTED
+            ConsentEvent.record(
+                consent,
+                kind,
+                actor=recorded_by,
+                details={"form_version": form.version, "scopes": consent.scopes()},
+            )
+            superseded = [c for c in previous if c.is_active]
+            for old in superseded:
+                ConsentEvent.record(
+                    old,
+                    ConsentEvent.Kind.SUPERSEDED,
+                    actor=recorded_by,
+                    details={"by_consent": consent.pk},
+                )
+            transaction.on_commit(
+                lambda: consent_changed.send(
+                    sender=Consent,
+                    consent=consent,
+                    reason="granted",
+                    superseded=[c.pk for c in superseded],
+                )
+            )
+    except BaseException:
+        if stored:
+            default_storage.delete(stored)
+        raise
+    return consent

@@ -275,8 +275,9 @@ def _unpublish_photo(photo: Photo) -> None:
     delete_quietly(public_storage(), names)
 
 
-def take_down_cases(case_ids) -> None:
-    """Remove the public renditions of these cases now (withdrawal, unpublish, archive)."""
+def sync_cases(case_ids) -> None:
+    """Bring these cases' public files in step with the rule now (withdrawal, unpublish,
+    archive remove them; a new consent or publication puts them up)."""
     for case_id in case_ids:
         sync_public_files(case_id)
 

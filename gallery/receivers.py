@@ -1,10 +1,18 @@
 from gallery.models import Case
-from gallery.publication import take_down_cases
+from gallery.publication import sync_cases
 
 
-def consent_changed(sender, consent, reason: str, **kwargs) -> None:
-    """A consent changed standing: bring every case under it in step with the rule."""
-    take_down_cases(list(Case.objects.filter(consent=consent).values_list("pk", flat=True)))
+def consent_changed(sender, consent, reason: str, superseded=(), **kwargs) -> None:
+    """A consent changed standing: bring every case under it in step with the rule.
+
+    A new consent supersedes the patient's earlier ones: their cases move under it, so
+    the patient's latest choices are the ones that count.
+    """
+    if superseded:
+        Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
+            consent=consent
+        )
+    sync_cases(list(Case.objects.filter(consent=consent).values_list("pk", flat=True)))
 
 
 def reference_data_changed(sender, **kwargs) -> None:

@@ -167,3 +167,17 @@ def make_public_case(**kw) -> Case:
     build_renditions(case)
     case.refresh_from_db()
     return case
+
+
+def stored_files(storage_name: str = "default") -> list[str]:
+    """Every file in a storage (local test storage), relative to its root."""
+    from pathlib import Path
+
+    from django.core.files.storage import storages
+
+    root = Path(storages[storage_name].location)
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
