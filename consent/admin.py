@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from consent.models import Consent, ConsentEvent, ConsentForm, Patient
 
@@ -37,6 +38,32 @@ class ConsentEventInline(admin.TabularInline):
         return False
 
 
+class StandingFilter(admin.SimpleListFilter):
+    title = "standing"
+    parameter_name = "standing"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("active", "Active"),
+            ("expiring", "Expiring within 30 days"),
+            ("expired", "Expired"),
+            ("withdrawn", "Withdrawn"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        match self.value():
+            case "active":
+                return queryset.active()
+            case "expiring":
+                return queryset.expiring_within(30)
+            case "expired":
+                return queryset.filter(expires_at__lte=now, withdrawn_at__isnull=True)
+            case "withdrawn":
+                return queryset.filter(withdrawn_at__isnull=False)
+        return queryset
+
+
 @admin.register(Consent)
 class ConsentAdmin(admin.ModelAdmin):
     list_display = [
@@ -48,7 +75,7 @@ class ConsentAdmin(admin.ModelAdmin):
         "allow_website",
         "identifiable",
     ]
-    list_filter = ["allow_website", "identifiable", "patient_is_adult", "form"]
+    list_filter = [StandingFilter, "allow_website", "identifiable", "patient_is_adult", "form"]
     search_fields = ["patient__reference", "patient__full_name", "signed_by_name"]
     autocomplete_fields = ["patient"]
     readonly_fields = ["withdrawn_at", "withdrawn_by", "withdrawal_channel", "recorded_at"]

@@ -347,7 +347,9 @@ def patient_page(request: HttpRequest, token: str) -> HttpResponse:
         {"consent": consent, "cases": cases, "token": token},
     )
     response["Cache-Control"] = "private, no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    # The token is in the URL: never send it to another site. (Not "no-referrer": with
+    # it browsers send "Origin: null" on the withdraw form, which CSRF rightly refuses.)
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex"
     return response
 
@@ -380,6 +382,6 @@ def patient_withdraw(request: HttpRequest, token: str) -> HttpResponse:
             },
         )
     response["Cache-Control"] = "private, no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex"
     return response

@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
 
+from gallery.images import PhotoRejected
 from gallery.models import Case, Concern, Photo, Treatment
+from gallery.publication import add_photo, build_case_renditions
 
 
 @admin.register(Treatment)
@@ -24,6 +27,86 @@ class PhotoInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False  # photos enter through the upload pipeline, which validates them
+
+
+class PhotoUploadForm(forms.ModelForm):
+    """Adding a photo in the admin goes through the same pipeline as a web upload."""
+
+    upload = forms.FileField(label="Photo (JPEG, PNG, WebP or HEIC)")
+
+    class Meta:
+        model = Photo
+        fields = ["case", "role", "view"]
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("upload")
+        if upload and data.get("case") and data.get("role") and data.get("view"):
+            try:
+                self.instance = add_photo(
+                    data["case"], data["role"], data["view"], upload, upload.name
+                )
+            except PhotoRejected as refusal:
+                raise forms.ValidationError(refusal.message) from None
+        return data
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "case", "role", "view", "width", "height", "rendered_at"]
+    list_filter = ["role", "view"]
+    search_fields = ["case__public_id", "sha256"]
+    readonly_fields = [
+        "case",
+        "role",
+        "view",
+        "original_format",
+        "sha256",
+        "width",
+        "height",
+        "taken_at",
+        "rendered_at",
+        "public_key",
+    ]
+    fields = [
+        "case",
+        "role",
+        "view",
+        "original_format",
+        "sha256",
+        "width",
+        "height",
+        "taken_at",
+        "alt_text",
+        "crop_left",
+        "crop_top",
+        "crop_width",
+        "crop_height",
+        "rendered_at",
+        "public_key",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PhotoUploadForm
+            kwargs["fields"] = ["case", "role", "view", "upload"]
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["case", "role", "view", "upload"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            if {"crop_left", "crop_top", "crop_width", "crop_height"} & set(form.changed_data):
+                build_case_renditions.enqueue(obj.case_id)
+        # A new photo was stored by the form's clean(): nothing more to save.
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # removal goes through the pipeline, which deletes files after commit
 
 
 @admin.register(Case)

@@ -16,6 +16,8 @@ from PIL import Image
 from consent.models import Consent, ConsentForm, Patient
 from gallery.models import Case, Concern, Photo, Treatment
 
+pytest_plugins = ["tests.browser"]
+
 _counter = itertools.count(1)
 
 
