@@ -59,7 +59,14 @@ def cached_public_page(view: Callable) -> Callable:
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method != "GET" or request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        raw = f"{request.get_host()}|{request.get_full_path()}|{request.headers.get('Accept', '')}"
+        raw = "|".join(
+            [
+                request.get_host(),
+                request.get_full_path(),
+                request.headers.get("Accept", ""),
+                request.headers.get("X-Fragment", ""),
+            ]
+        )
         key = f"gallery:page:{current_generation()}:{hashlib.sha256(raw.encode()).hexdigest()}"
         stored = cache.get(key)
         if stored is not None:

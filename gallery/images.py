@@ -276,7 +276,10 @@ def pair_output_sizes(
     base = min(w for w, _ in crops_px)
     # The standard widths below the source, topped by the source itself (capped at the
     # largest standard width): an 800 px crop gives 480 and 800, never an upscaled 960.
-    chosen = [w for w in widths if w < base] + [min(base, max(widths))]
+    chosen = [w for w in widths if w < base]
+    top = min(base, max(widths))
+    if top not in chosen:
+        chosen.append(top)
     return [(w, max(1, round(w / aspect))) for w in chosen]
 
 
@@ -384,11 +387,16 @@ def render_crop(
             # Palette, 16-bit and other modes: resample in 8-bit RGB(A).
             im = im.convert("RGBA" if im.mode in ("P", "PA", "La") else "RGB")
         big = im.resize(raw_target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        # Leaving the with-block closes only the file: free the decoded pixels now, before
+        # the encoders need their memory.
+        im.close()
     for op in _TRANSPOSE.get(orientation, []):
         big = big.transpose(op)
     big = _to_srgb(big, icc)
     # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing data.
-    clean = Image.frombytes("RGB", big.size, big.tobytes())
+    clean = Image.new("RGB", big.size)
+    clean.paste(big)
+    del big
     if watermark:
         clean = _watermarked(clean, watermark)
     out = []

@@ -1,3 +1,4 @@
+import json
 import math
 import mimetypes
 from pathlib import Path
@@ -5,6 +6,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import connection
+from django.db.models import Case as Case_
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, When, prefetch_related_objects
+from django.db.models.functions import Abs
 from django.http import (
     FileResponse,
     Http404,
@@ -12,13 +16,20 @@ from django.http import (
     HttpResponse,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
 from gallery.cache import cached_public_page
 from gallery.filters import CaseFilter
-from gallery.models import FITZPATRICK_INFO, Case, Treatment
+from gallery.models import (
+    FITZPATRICK_CHOICES,
+    FITZPATRICK_INFO,
+    Case,
+    Photo,
+    Treatment,
+    reference_data,
+)
 
 PER_PAGE = 24
 
@@ -53,14 +64,77 @@ def _page_link(request: HttpRequest, number: int) -> str:
     return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
 
 
+def filter_groups(request: HttpRequest, facets: dict[str, dict[str, int]]) -> list[dict]:
+    """The filter form's checkbox groups, each option with its facet count."""
+    ref = reference_data()
+    labels = {
+        "treatment": sorted(ref["treatments"].items(), key=lambda kv: kv[1]),
+        "concern": sorted(ref["concerns"].items(), key=lambda kv: kv[1]),
+        "fitzpatrick": [(str(n), label) for n, label in FITZPATRICK_CHOICES],
+        "skin_type": list(Case.SkinType.choices),
+        "area": list(Case.BodyArea.choices),
+    }
+    titles = {
+        "treatment": "Treatment",
+        "concern": "Concern",
+        "fitzpatrick": "Fitzpatrick skin type",
+        "skin_type": "Skin type",
+        "area": "Body area",
+    }
+    groups = []
+    for name, options in labels.items():
+        chosen = set(request.GET.getlist(name))
+        items = []
+        for value, label in options:
+            count = facets.get(name, {}).get(value, 0)
+            item = {"value": value, "label": label, "count": count, "checked": value in chosen}
+            if name == "fitzpatrick":
+                item["description"], item["swatch"] = FITZPATRICK_INFO[int(value)]
+            # Options that would give nothing are hidden unless chosen (areas mostly).
+            if count or item["checked"] or name in ("fitzpatrick", "treatment"):
+                items.append(item)
+        groups.append({"name": name, "title": titles[name], "options": items})
+    return groups
+
+
+def _canonical(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    for key in list(params):
+        if key not in CaseFilter.base_filters and key != "page":
+            del params[key]
+    if params.get("page") == "1":
+        del params["page"]
+    query = "&".join(sorted(params.urlencode().split("&"))) if params else ""
+    return request.build_absolute_uri(request.path) + (f"?{query}" if query else "")
+
+
 @require_GET
 @cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
     featured = list(Case.objects.public().order_by("-published_at").for_display()[:6])
+    _, facets = CaseFilter(None, queryset=Case.objects.public()).facets(Case.objects.public())
     return render(
         request,
         "gallery/home.html",
-        {"featured": featured, "treatments": Treatment.objects.all()},
+        {
+            "featured": featured,
+            "treatments": reference_data()["treatments"].items(),
+            "fitzpatrick": [
+                {
+                    "value": n,
+                    "label": label,
+                    "description": FITZPATRICK_INFO[n][0],
+                    "swatch": FITZPATRICK_INFO[n][1],
+                    "count": facets["fitzpatrick"][str(n)],
+                }
+                for n, label in FITZPATRICK_CHOICES
+            ],
+            "concerns": [
+                (slug, name, facets["concern"].get(slug, 0))
+                for slug, name in sorted(reference_data()["concerns"].items(), key=lambda kv: kv[1])
+            ],
+            "canonical": request.build_absolute_uri("/"),
+        },
     )
 
 
@@ -70,45 +144,123 @@ def case_list(request: HttpRequest) -> HttpResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
     if number is None:
         raise Http404("No such page.")
-    return render(
-        request,
-        "gallery/case_list.html",
-        {
-            "filter": filterset,
-            "cases": cases,
-            "total": total,
-            "facets": facets,
-            "page": number,
-            "pages": pages,
-            "previous_url": _page_link(request, number - 1) if number > 1 else None,
-            "next_url": _page_link(request, number + 1) if number < pages else None,
-            "fitzpatrick_info": FITZPATRICK_INFO,
-        },
+    context = {
+        "filter": filterset,
+        "groups": filter_groups(request, facets),
+        "cases": cases,
+        "total": total,
+        "page": number,
+        "pages": pages,
+        "previous_url": _page_link(request, number - 1) if number > 1 else None,
+        "next_url": _page_link(request, number + 1) if number < pages else None,
+        "values": request.GET,
+        "canonical": _canonical(request),
+        "filtered": any(k in CaseFilter.base_filters and k != "sort" for k in request.GET),
+    }
+    template = "gallery/case_list.html"
+    if request.headers.get("X-Fragment") == "layout":
+        template += "#layout"  # the form and results alone, for in-place updates
+    response = render(request, template, context)
+    response["Vary"] = "X-Fragment"
+    return response
+
+
+def similar_cases(case: Case, limit: int = 4) -> list[Case]:
+    """Same concern or treatment, nearest Fitzpatrick type first."""
+    shares_concern = Exists(
+        Case.concerns.through.objects.filter(
+            case_id=OuterRef("pk"),
+            concern_id__in=case.concerns.through.objects.filter(case_id=case.pk).values(
+                "concern_id"
+            ),
+        )
+    )
+    return list(
+        Case.objects.public()
+        .exclude(pk=case.pk)
+        .filter(Q(shares_concern) | Q(treatment_id=case.treatment_id))
+        .annotate(
+            concern_rank=Case_(When(shares_concern, then=0), default=1),
+            distance=Abs(F("fitzpatrick") - case.fitzpatrick),
+        )
+        .order_by("concern_rank", "distance", "-published_at")
+        .select_related("treatment")
+        .with_concern_slugs()[:limit]
     )
 
 
 @require_GET
 @cached_public_page
 def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    case = get_object_or_404(Case.objects.public().for_display(), public_id=public_id)
+    # Three queries: the case, its similar cases, and the photos of all of them at once.
+    case = (
+        Case.objects.public()
+        .select_related("treatment")
+        .with_concern_slugs()
+        .filter(public_id=public_id)
+        .first()
+    )
+    if case is None:
+        raise Http404("No public case with this id.")
+    similar = similar_cases(case)
+    prefetch_related_objects(
+        [case, *similar], Prefetch("photos", queryset=Photo.objects.exclude(public_key=""))
+    )
+    pairs = case.public_pairs()
+    og_image = None
+    if pairs and not case.sensitive:
+        jpeg = pairs[0][1].public_sources().get("jpeg", [])
+        og_image = jpeg[-1] if jpeg else None
     return render(
         request,
         "gallery/case_detail.html",
-        {"case": case, "pairs": case.public_pairs(), "fitzpatrick_info": FITZPATRICK_INFO},
+        {
+            "case": case,
+            "pairs": pairs,
+            "similar": similar,
+            "concerns": [reference_data()["concerns"].get(s, s) for s in case.concern_slugs()],
+            "fitzpatrick_description": FITZPATRICK_INFO[case.fitzpatrick][0],
+            "canonical": request.build_absolute_uri(case.get_absolute_url()),
+            "og_image": og_image,
+        },
     )
 
 
 @require_GET
 @cached_public_page
 def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    treatment = get_object_or_404(Treatment, slug=slug)
+    treatment = Treatment.objects.filter(slug=slug).first()
+    if treatment is None:
+        raise Http404("No such treatment.")
     cases = list(
         Case.objects.public()
         .filter(treatment=treatment)
         .order_by("-published_at")
         .for_display()[:12]
     )
-    return render(request, "gallery/treatment.html", {"treatment": treatment, "cases": cases})
+    return render(
+        request,
+        "gallery/treatment.html",
+        {
+            "treatment": treatment,
+            "cases": cases,
+            "canonical": request.build_absolute_uri(treatment.get_absolute_url()),
+            "faq_json": json.dumps(
+                {
+                    "@context": "https://schema.org",
+                    "@type": "FAQPage",
+                    "mainEntity": [
+                        {
+                            "@type": "Question",
+                            "name": item["q"],
+                            "acceptedAnswer": {"@type": "Answer", "text": item["a"]},
+                        }
+                        for item in treatment.faq
+                    ],
+                }
+            ),
+        },
+    )
 
 
 @require_GET

@@ -51,6 +51,22 @@ def isolated_media(tmp_path, settings):
     return tmp_path / "media"
 
 
+@pytest.fixture
+def reference_data(transactional_db):
+    """Reference data for transactional tests, whose database is emptied after each test:
+    the data migrations' own functions, run again."""
+    import importlib
+
+    from django.apps import apps
+
+    for module in (
+        "consent.migrations.0002_first_consent_form",
+        "gallery.migrations.0002_reference_data",
+        "gallery.migrations.0003_roles",
+    ):
+        importlib.import_module(module).create(apps, None)
+
+
 def now():
     return timezone.now()
 

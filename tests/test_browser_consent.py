@@ -11,12 +11,15 @@ from tests.conftest import make_patient, make_public_case, make_user
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("reference_data"),
 ]
 
 
 def draw_signature(page):
-    box = page.locator("#signature-pad").bounding_box()
+    pad = page.locator("#signature-pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
     x, y = box["x"], box["y"]
     page.mouse.move(x + 30, y + 150)
     page.mouse.down()

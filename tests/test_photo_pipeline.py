@@ -267,3 +267,10 @@ def test_removing_a_photo_deletes_its_files_after_commit(django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         remove_photo(photo)
     assert not any(storages["default"].exists(n) for n in names)
+
+
+def test_output_sizes_are_distinct_and_never_upscaled():
+    assert images.pair_output_sizes([(4000, 3000)], 4 / 3) == [(480, 360), (960, 720), (1600, 1200)]
+    assert images.pair_output_sizes([(1600, 1200)], 4 / 3) == [(480, 360), (960, 720), (1600, 1200)]
+    assert images.pair_output_sizes([(800, 600), (1200, 900)], 4 / 3) == [(480, 360), (800, 600)]
+    assert images.pair_output_sizes([(300, 200)], 1.5) == [(300, 200)]

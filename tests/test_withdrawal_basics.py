@@ -6,7 +6,7 @@ from django.core.files.storage import storages
 from consent.models import Consent
 from gallery.models import Case, public_name
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("reference_data")]
 
 
 def public_files(case: Case) -> list[str]:

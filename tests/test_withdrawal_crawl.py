@@ -17,7 +17,7 @@ from django.utils import timezone
 from consent.models import ConsentEvent
 from tests.conftest import make_public_case
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("reference_data")]
 
 
 class Browser:

@@ -52,9 +52,12 @@ def create(apps, schema_editor):
     # Permissions are normally created after all migrations; create them now so the
     # groups can be given them on a fresh database.
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0, apps=apps)
-        app_config.models_module = None
+        if getattr(app_config, "models_module", None) is None:  # a historical app config
+            app_config.models_module = True
+            create_permissions(app_config, verbosity=0, apps=apps)
+            app_config.models_module = None
+        else:
+            create_permissions(app_config, verbosity=0, apps=apps)
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, codenames in ROLES.items():
