@@ -1,19 +1,14 @@
 from django.contrib import admin
-from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path, re_path
 
 from consent import views as consent_views
 from gallery import views as gallery_views
-from gallery.cache import cached_public_page
-from gallery.sitemaps import CaseSitemap, TreatmentSitemap
-
-sitemaps = {"cases": CaseSitemap, "treatments": TreatmentSitemap}
 
 urlpatterns = [
     path("", include("gallery.urls")),
     path("healthz", gallery_views.healthz, name="healthz"),
     path("robots.txt", gallery_views.robots_txt, name="robots"),
-    path("sitemap.xml", cached_public_page(sitemap), {"sitemaps": sitemaps}, name="sitemap"),
+    path("sitemap.xml", gallery_views.sitemap_xml, name="sitemap"),
     re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
     path("staff/consents/", include("consent.urls")),
     path("staff/", include("gallery.staff_urls")),

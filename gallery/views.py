@@ -17,6 +17,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
@@ -305,6 +306,27 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+@cached_public_page
+def sitemap_xml(request: HttpRequest) -> HttpResponse:
+    """Public cases and treatments only (two queries; the sitemaps framework paginates with
+    a count query per section, which a site of this size does not need)."""
+    cases = Case.objects.public().order_by("-published_at").values_list("public_id", "updated_at")
+    urls = [
+        (request.build_absolute_uri("/"), None),
+        (request.build_absolute_uri("/gallery/"), None),
+    ]
+    urls += [
+        (request.build_absolute_uri(reverse("gallery:treatment", args=[slug])), None)
+        for slug in Treatment.objects.values_list("slug", flat=True)
+    ]
+    urls += [
+        (request.build_absolute_uri(reverse("gallery:case", args=[public_id])), updated)
+        for public_id, updated in cases
+    ]
+    return render(request, "gallery/sitemap.xml", {"urls": urls}, content_type="application/xml")
 
 
 @require_GET

@@ -131,6 +131,15 @@ def make_case(photos=True, concerns=("acne-scars",), **kw) -> Case:
     return case
 
 
+def make_listed_case(**kw) -> Case:
+    """A public case whose photo rows claim public renditions (no files): for page tests
+    that count queries and must not touch storage."""
+    case = make_case(photos=False, **kw)
+    for role in ("before", "after"):
+        make_photo_row(case, role, public_key=f"k{next(_counter)}")
+    return case
+
+
 def make_photo_row(case, role, view="front", rendered=True, **kw) -> Photo:
     """A photo row with fake rendition entries: for rule tests that do no file I/O."""
     return Photo.objects.create(

@@ -4,6 +4,9 @@
 (function () {
   "use strict";
   var form = document.getElementById("filters");
+  var panel = document.getElementById("filter-panel");
+  // The filters fold away on a phone; on a wide screen they sit open beside the results.
+  if (panel && window.matchMedia("(min-width: 60em)").matches) panel.open = true;
   if (!form || !window.fetch) return;
   var pending = null;
 

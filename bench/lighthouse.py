@@ -1,0 +1,570 @@
+#!/usr/bin/env python
+"""Run Lighthouse 12 on the public pages, served in the production configuration.
+
+Usage::
+
+    .venv/bin/python bench/lighthouse.py                 # report only, exit 0
+    .venv/bin/python bench/lighthouse.py --strict        # exit 1 when a category is below 95
+    .venv/bin/python bench/lighthouse.py --out bench/out/lh --page home --page case
+
+Goal from the issue: 100 in performance, accessibility, best practices and SEO on the home
+page, the filtered list, a case page and a treatment page; none below 95.
+
+What it does, in order:
+
+1. Installs ``lighthouse@12.2.3`` (exact) into a cache folder outside the repo
+   (``~/.cache/gallery-lighthouse``, or ``$GALLERY_LIGHTHOUSE_DIR``) when it is not there yet,
+   so the repo carries no ``node_modules`` and no ``package.json``.
+2. Builds a throwaway environment in a temp folder: its own SQLite database, media root and
+   cache folder, ``DJANGO_DEBUG=off``, a dummy secret key. Nothing is written to the repo's
+   ``db.sqlite3``, ``media/`` or ``.cache/``; only ``staticfiles/`` (git-ignored) is filled by
+   ``collectstatic``, because production serves the hashed, compressed files from there.
+3. ``migrate``, ``seed_demo --count 30``, ``collectstatic``, then gunicorn with 2 workers on
+   127.0.0.1 (a free port in 18600-18699). Public renditions are served by the app itself
+   (``SERVE_PUBLIC_MEDIA`` is on by default without S3), like the embedded default in production.
+4. Runs the Lighthouse CLI once per page with Debian's Chromium, mobile emulation and simulated
+   throttling (Lighthouse's defaults, i.e. what PageSpeed Insights reports), keeps each JSON
+   report, prints a page x category table and, for every category below 100, the audits that
+   cost points with the elements and values they point at.
+
+Lighthouse treats ``127.0.0.1`` and ``localhost`` as secure contexts: ``is-on-https`` passes and
+``redirects-http`` is "not applicable" over plain http here, so best practices can reach 100
+without TLS (checked in Lighthouse 12.2.3's ``url-utils.js``).
+
+Every child process is started by this script in its own session and stopped by its pid (its
+process group for Lighthouse, whose Chromium would otherwise outlive a timed-out run) in a
+``finally``. The run is bounded: each step has a timeout, and so does each Lighthouse run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent  # the Django project root (holds manage.py)
+VENV_BIN = Path(sys.executable).parent  # gunicorn lives next to the interpreter running us
+
+LIGHTHOUSE_VERSION = "12.2.3"
+LIGHTHOUSE_DIR = Path(
+    os.environ.get("GALLERY_LIGHTHOUSE_DIR", Path.home() / ".cache" / "gallery-lighthouse")
+)
+CHROMIUM = "/usr/bin/chromium"
+# --disable-background-networking / --disable-component-update / --disable-sync: the machine
+# has no internet, and a browser that keeps trying to reach Google's services can slow or
+# stall a run; none of it is part of what the page itself does.
+CHROME_FLAGS = (
+    "--headless=new --no-sandbox --disable-gpu --disable-background-networking "
+    "--disable-component-update --no-first-run --disable-sync"
+)
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+CATEGORY_LABELS = {
+    "performance": "perf",
+    "accessibility": "a11y",
+    "best-practices": "best-pr",
+    "seo": "seo",
+}
+TARGET = 100  # the goal
+FLOOR = 95  # --strict fails below this
+PORTS = range(18600, 18700)
+SEED_COUNT = 30
+
+# Items shown per failing audit: enough to locate the element without flooding the terminal.
+MAX_ITEMS = 6
+SNIPPET_CHARS = 160
+
+
+@dataclass
+class Page:
+    key: str
+    path: str  # resolved against the server's base URL ("" until known, for the case page)
+    label: str
+
+
+@dataclass
+class Result:
+    page: Page
+    url: str
+    report: Path
+    scores: dict[str, int | None] = field(default_factory=dict)
+    lhr: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+# --- setup -------------------------------------------------------------------------------
+
+
+def lighthouse_cli() -> Path:
+    """Return Lighthouse's CLI entry point, installing the pinned version when missing.
+
+    The install goes to a cache folder outside the repo so that others working in the tree
+    see no node_modules, and the version is read back so a stale install is replaced.
+    """
+    cli = LIGHTHOUSE_DIR / "node_modules" / "lighthouse" / "cli" / "index.js"
+    manifest = LIGHTHOUSE_DIR / "node_modules" / "lighthouse" / "package.json"
+    installed = ""
+    if manifest.is_file():
+        installed = json.loads(manifest.read_text()).get("version", "")
+    if cli.is_file() and installed == LIGHTHOUSE_VERSION:
+        return cli
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm is not on PATH: install Node.js 18+ to run Lighthouse.")
+    print(f"Installing lighthouse@{LIGHTHOUSE_VERSION} into {LIGHTHOUSE_DIR} ...", flush=True)
+    LIGHTHOUSE_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            npm,
+            "install",
+            "--save-exact",
+            f"lighthouse@{LIGHTHOUSE_VERSION}",
+            "--prefix",
+            str(LIGHTHOUSE_DIR),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ],
+        check=True,
+        timeout=600,
+    )
+    if not cli.is_file():
+        sys.exit(f"npm finished but {cli} is missing.")
+    return cli
+
+
+def production_env(tmp: Path) -> dict[str, str]:
+    """The environment of a production-like run, isolated in ``tmp``.
+
+    Variables that could point the app at real data (a database, a bucket, a shared cache)
+    are dropped from the inherited environment rather than trusted to be unset.
+    """
+    drop_prefixes = ("DJANGO_", "DATABASE_", "AWS_", "EMAIL_")
+    drop = {"REDIS_URL", "MEDIA_ROOT", "CACHE_DIR", "SERVE_PUBLIC_MEDIA", "PUBLIC_MEDIA_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith(drop_prefixes)}
+    env.update(
+        {
+            "DJANGO_DEBUG": "off",
+            "DJANGO_SECRET_KEY": "lighthouse-only",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": f"sqlite:///{tmp / 'lh.sqlite3'}",
+            "MEDIA_ROOT": str(tmp / "media"),
+            "CACHE_DIR": str(tmp / "cache"),
+            # Keep the server's console quiet: the log goes to a file in tmp.
+            "LOG_LEVEL": "WARNING",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> None:
+    started = time.monotonic()
+    print(f"  manage.py {' '.join(args)}", end=" ", flush=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        print("FAILED")
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        sys.exit(f"manage.py {' '.join(args)} failed ({proc.returncode}).")
+    print(f"({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    sys.exit(f"No free port in {PORTS.start}-{PORTS.stop - 1} on 127.0.0.1.")
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def stop(proc: subprocess.Popen[bytes], name: str, group: bool = False) -> None:
+    """Stop a child this script started, by its pid (or its own process group).
+
+    SIGTERM first so gunicorn's master can stop its workers cleanly; SIGKILL if it lingers.
+    """
+    if proc.poll() is not None:
+        return
+    send = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
+    try:
+        send(signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        print(f"  {name} ignored SIGTERM; killing", file=sys.stderr)
+        send(signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int, logdir: Path) -> Iterator[str]:
+    """Serve the app with gunicorn (2 workers) on 127.0.0.1:port; yield the base URL."""
+    base = f"http://127.0.0.1:{port}"
+    log = (logdir / "gunicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "clinic.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "60",
+            "--access-logfile",
+            str(logdir / "access.log"),
+            "--access-logformat",
+            '%(s)s "%(r)s" %(b)s',
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # our Ctrl-C goes to us; we stop it ourselves in finally
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                sys.exit(f"gunicorn exited ({proc.returncode}); see {logdir / 'gunicorn.log'}")
+            try:
+                if get(f"{base}/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                sys.exit(f"gunicorn did not answer in 30s; see {logdir / 'gunicorn.log'}")
+            time.sleep(0.3)
+        print(f"  gunicorn pid {proc.pid} on {base}", flush=True)
+        yield base
+    finally:
+        stop(proc, "gunicorn")
+        log.close()
+
+
+def resolve_pages(base: str, wanted: Sequence[str]) -> list[Page]:
+    pages = {
+        "home": Page("home", "/", "home"),
+        "list": Page("list", "/gallery/?fitzpatrick=4", "list (fitzpatrick=4)"),
+        "case": Page("case", "", "case"),
+        "treatment": Page("treatment", "/treatments/microneedling/", "treatment"),
+    }
+    if "case" in wanted:
+        status, body = get(f"{base}/api/cases/")
+        results = json.loads(body).get("results", []) if status == 200 else []
+        if not results:
+            sys.exit(f"/api/cases/ answered {status} with no case: did seed_demo publish any?")
+        # The API gives an absolute URL built from our Host header; keep only its path.
+        url = results[0]["url"]
+        pages["case"].path = "/" + url.split("/", 3)[3]
+        pages["case"].label = f"case {results[0]['id']}"
+    return [pages[key] for key in wanted]
+
+
+def warm(base: str, pages: Sequence[Page]) -> None:
+    """Request each page a few times before measuring.
+
+    The first request to each gunicorn worker imports the views and fills the public page
+    cache; a production server has long done both, so an unwarmed first hit would charge
+    Lighthouse's server-response time with start-up cost no visitor sees. Four requests per
+    page make it very likely that both workers have served each one.
+    """
+    for page in pages:
+        for _ in range(4):
+            get(base + page.path, timeout=30)
+
+
+# --- running Lighthouse ----------------------------------------------------------------
+
+
+def run_lighthouse(cli: Path, page: Page, url: str, out: Path, tmp: Path, timeout: float) -> Result:
+    report = out / f"{page.key}.report.json"
+    result = Result(page=page, url=url, report=report)
+    cmd = [
+        shutil.which("node") or "node",
+        str(cli),
+        url,
+        "--output=json",
+        f"--output-path={report}",
+        f"--chrome-path={CHROMIUM}",
+        f"--chrome-flags={CHROME_FLAGS}",
+        f"--only-categories={','.join(CATEGORIES)}",
+        # Never prompt for, nor try to send, crash reports: no TTY and no internet here.
+        "--no-enable-error-reporting",
+        "--max-wait-for-load=30000",
+        "--quiet",
+    ]
+    # chrome-launcher puts its throwaway profile under os.tmpdir(): keep it in our tmp so
+    # an interrupted run leaves nothing in /tmp.
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    log = out / f"{page.key}.lighthouse.log"
+    started = time.monotonic()
+    with log.open("wb") as log_file:
+        # Own session: on a timeout the whole group (node and the Chromium it launched)
+        # is stopped through Lighthouse's pid.
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            result.error = f"timed out after {timeout:.0f}s"
+        finally:
+            stop(proc, "lighthouse", group=True)
+    elapsed = time.monotonic() - started
+    if not result.error and proc.returncode != 0:
+        result.error = f"lighthouse exited {proc.returncode}; see {log}"
+    if report.is_file():
+        result.lhr = json.loads(report.read_text())
+        runtime = result.lhr.get("runtimeError")
+        if runtime and not result.error:
+            result.error = f"{runtime.get('code')}: {runtime.get('message')}"
+        for cat in CATEGORIES:
+            score = result.lhr.get("categories", {}).get(cat, {}).get("score")
+            result.scores[cat] = None if score is None else round(score * 100)
+    elif not result.error:
+        result.error = f"no report written; see {log}"
+    status = result.error or "  ".join(
+        f"{CATEGORY_LABELS[c]} {result.scores.get(c)}" for c in CATEGORIES
+    )
+    print(f"  {page.label:<24} {elapsed:5.1f}s  {status}", flush=True)
+    return result
+
+
+# --- reporting -------------------------------------------------------------------------
+
+
+def print_table(results: Sequence[Result]) -> None:
+    width = max(len(r.page.label) for r in results) + 2
+    header = "page".ljust(width) + "".join(f"{CATEGORY_LABELS[c]:>9}" for c in CATEGORIES)
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        cells = []
+        for c in CATEGORIES:
+            score = r.scores.get(c)
+            text = "-" if score is None else str(score)
+            # A mark beside a score under the floor, so --strict failures stand out.
+            if score is not None and score < FLOOR:
+                text += "!"
+            cells.append(f"{text:>9}")
+        print(r.page.label.ljust(width) + "".join(cells) + (f"   {r.error}" if r.error else ""))
+
+
+def _short(text: str, limit: int = SNIPPET_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_item(item: dict[str, Any]) -> str:
+    """One line for a table row of an audit's details: the element, the URL, the numbers.
+
+    Lighthouse's row shapes differ per audit; this picks the fields developers act on.
+    """
+    parts: list[str] = []
+    node = item.get("node")
+    if isinstance(node, dict):
+        parts.append(node.get("selector", ""))
+        if node.get("snippet"):
+            parts.append(_short(node["snippet"]))
+        if node.get("explanation"):
+            parts.append("— " + _short(node["explanation"], 300))
+    for key in ("url", "source", "description", "label", "requestStartTime"):
+        value = item.get(key)
+        if isinstance(value, dict):
+            if value.get("type") == "source-location":
+                parts.append(f"{value.get('url')}:{value.get('line')}:{value.get('column')}")
+            elif value.get("type") == "node":
+                parts.append(value.get("selector", "") + " " + _short(value.get("snippet", "")))
+            else:
+                parts.append(_short(json.dumps(value), 120))
+        elif value not in (None, ""):
+            parts.append(_short(str(value), 200))
+    numbers = {
+        k: v
+        for k, v in item.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k != "requestStartTime"
+    }
+    if numbers:
+        parts.append(
+            ", ".join(f"{k}={v:.0f}" if v >= 10 else f"{k}={v:g}" for k, v in numbers.items())
+        )
+    nested = item.get("subItems", {})
+    if isinstance(nested, dict) and nested.get("items"):
+        parts.append(f"(+{len(nested['items'])} sub-items)")
+    return " | ".join(p for p in parts if p)
+
+
+def failing_audits(lhr: dict[str, Any], category: str) -> list[tuple[dict[str, Any], float]]:
+    """Audits of a category that lose points or flag a problem, heaviest first.
+
+    Weighted audits are what moves the score; weight-0 diagnostics with a failing score
+    are listed after them because they usually explain a weak metric (e.g. the LCP element).
+    """
+    refs = lhr["categories"][category]["auditRefs"]
+    out: list[tuple[dict[str, Any], float]] = []
+    for ref in refs:
+        audit = lhr["audits"].get(ref["id"], {})
+        mode = audit.get("scoreDisplayMode")
+        if mode == "error":
+            out.append((audit, ref.get("weight", 0)))
+        elif mode in ("binary", "numeric", "metricSavings") and audit.get("score") is not None:
+            if audit["score"] < 1:
+                out.append((audit, ref.get("weight", 0)))
+    out.sort(key=lambda pair: (-pair[1], pair[0].get("score") or 0))
+    return out
+
+
+def print_failures(results: Sequence[Result]) -> None:
+    for r in results:
+        if not r.lhr:
+            continue
+        below = [c for c in CATEGORIES if (r.scores.get(c) or 0) < TARGET]
+        if not below:
+            continue
+        print(f"\n== {r.page.label}  {r.url}")
+        for w in r.lhr.get("runWarnings", []):
+            print(f"   run warning: {_short(w, 300)}")
+        for cat in below:
+            print(f"  [{cat} {r.scores.get(cat)}]")
+            if cat == "performance":
+                metrics = []
+                for mid in (
+                    "first-contentful-paint",
+                    "largest-contentful-paint",
+                    "total-blocking-time",
+                    "cumulative-layout-shift",
+                    "speed-index",
+                ):
+                    m = r.lhr["audits"].get(mid, {})
+                    metrics.append(f"{mid.replace('-', ' ')} {m.get('displayValue', '?')}")
+                print("    metrics: " + "; ".join(metrics))
+            for audit, weight in failing_audits(r.lhr, cat):
+                score = audit.get("score")
+                score_text = "error" if audit.get("scoreDisplayMode") == "error" else score
+                value = audit.get("displayValue") or ""
+                print(
+                    f"    - {audit['id']} (score {score_text}, weight {weight:g})"
+                    f": {audit.get('title', '')}" + (f" — {value}" if value else "")
+                )
+                if audit.get("errorMessage"):
+                    print(f"        error: {_short(audit['errorMessage'], 300)}")
+                items = (audit.get("details") or {}).get("items") or []
+                for item in items[:MAX_ITEMS]:
+                    if isinstance(item, dict):
+                        line = describe_item(item)
+                        if line:
+                            print(f"        · {line}")
+                if len(items) > MAX_ITEMS:
+                    print(f"        · … {len(items) - MAX_ITEMS} more in the JSON report")
+
+
+def print_server_errors(logdir: Path) -> None:
+    """Non-2xx/3xx answers from the app during the run (a 404 favicon costs points too)."""
+    log = logdir / "access.log"
+    if not log.is_file():
+        return
+    bad = [line for line in log.read_text().splitlines() if line[:1] in ("4", "5")]
+    if bad:
+        print(f"\nServer answered {len(bad)} request(s) with an error status:")
+        for line in sorted(set(bad))[:20]:
+            print(f"  {line}")
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--strict", action="store_true", help=f"exit 1 if a score < {FLOOR}")
+    parser.add_argument(
+        "--out", type=Path, help="folder for the JSON reports (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--page",
+        action="append",
+        choices=("home", "list", "case", "treatment"),
+        help="measure only this page (repeatable; default: all four)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=180, help="seconds allowed per Lighthouse run"
+    )
+    args = parser.parse_args(argv)
+    wanted = args.page or ["home", "list", "case", "treatment"]
+
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
+    cli = lighthouse_cli()
+
+    tmp = Path(tempfile.mkdtemp(prefix="gallery-lighthouse-"))
+    out = args.out.resolve() if args.out else tmp / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    env = production_env(tmp)
+    print(f"Environment: {tmp} (DEBUG off, SQLite, own media and cache)", flush=True)
+    manage(env, "migrate", "--noinput")
+    manage(env, "seed_demo", "--count", str(SEED_COUNT))
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+
+    results: list[Result] = []
+    started = time.monotonic()
+    with gunicorn(env, free_port(), tmp) as base:
+        pages = resolve_pages(base, wanted)
+        warm(base, pages)
+        print(f"Lighthouse {LIGHTHOUSE_VERSION}, mobile, simulated throttling:", flush=True)
+        for page in pages:
+            results.append(run_lighthouse(cli, page, base + page.path, out, tmp, args.timeout))
+    print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
+
+    print_table(results)
+    print_failures(results)
+    print_server_errors(tmp)
+    print(f"\nJSON reports: {out}")
+    print(f"Server logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
+
+    # The database, media and cache of the throwaway environment are not needed any more;
+    # the reports (and logs) are kept for inspection.
+    for name in ("lh.sqlite3", "lh.sqlite3-wal", "lh.sqlite3-shm"):
+        (tmp / name).unlink(missing_ok=True)
+    shutil.rmtree(tmp / "media", ignore_errors=True)
+    shutil.rmtree(tmp / "cache", ignore_errors=True)
+
+    under = [r for r in results if r.error or any((s or 0) < FLOOR for s in r.scores.values())]
+    if under:
+        print(f"\n{len(under)} page(s) with a category below {FLOOR} or a failed run.")
+    return 1 if args.strict and under else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Every public page runs a constant number of queries and never touches storage or opens
+an image, whatever the page size, the page number and the filters."""
+
+import itertools
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from gallery import views
+from gallery.models import Treatment
+from tests.conftest import make_listed_case, make_user
+
+pytestmark = pytest.mark.django_db
+
+CASES = 60
+
+
+@pytest.fixture
+def many_cases():
+    reviewer = make_user()
+    rf = Treatment.objects.get(slug="rf-microneedling")
+    concerns = itertools.cycle(["acne-scars", "pigmentation", "texture-pores"])
+    cases = []
+    for n in range(CASES):
+        kw = {"treatment": rf} if n % 2 else {}
+        cases.append(
+            make_listed_case(
+                fitzpatrick=n % 6 + 1, reviewed_by=reviewer, concerns=(next(concerns),), **kw
+            )
+        )
+    return cases
+
+
+@pytest.fixture
+def no_storage_no_images(monkeypatch):
+    """Any storage I/O or image decoding during a request fails the test."""
+    from django.core.files.storage import FileSystemStorage
+    from PIL import Image
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a public page touched storage or opened an image")
+
+    for name in ("open", "exists", "save", "delete", "listdir", "size", "get_modified_time"):
+        monkeypatch.setattr(FileSystemStorage, name, forbidden)
+    monkeypatch.setattr(Image, "open", forbidden)
+
+
+_fresh = itertools.count()
+
+
+def queries_for(client, url) -> tuple[int, object]:
+    """Queries of one request that misses the page cache, with the shared reference data
+    and publication generation already cached (as they are on a running site)."""
+    client.get("/healthz")
+    client.get("/gallery/?warm=1")
+    separator = "&" if "?" in url else "?"
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"{url}{separator}fresh={next(_fresh)}")
+    assert response.status_code == 200, url
+    assert "X-Cache" not in response
+    return len(ctx.captured_queries), response
+
+
+@pytest.mark.parametrize("per_page", [24, 48])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "fitzpatrick=3&fitzpatrick=4",
+        "treatment=rf-microneedling&concern=acne-scars&sort=depth",
+        "depth_min=0.5&depth_max=3&sessions_min=1&sessions_max=9&skin_type=normal&area=face",
+    ],
+)
+def test_list_and_api_run_at_most_three_queries(
+    client, many_cases, no_storage_no_images, monkeypatch, per_page, query
+):
+    monkeypatch.setattr(views, "PER_PAGE", per_page)
+    last_page = client.get(f"/api/cases/?{query}").json()["pages"]
+    for base in ("/gallery/", "/api/cases/"):
+        counts = [
+            queries_for(client, f"{base}?{query}&page={page}")[0] for page in sorted({1, last_page})
+        ]
+        assert max(counts) <= 3, (base, query, counts)
+        assert len(set(counts)) == 1, (base, query, counts)  # constant: first page = last page
+
+
+def test_the_list_shows_a_full_page(client, many_cases, monkeypatch):
+    monkeypatch.setattr(views, "PER_PAGE", 48)
+    html = client.get("/gallery/").content.decode()
+    assert html.count('<article class="card') == 48
+    assert client.get("/api/cases/?page=2").json()["results"].__len__() == CASES - 48
+
+
+def test_case_treatment_and_home_pages_run_at_most_three_queries(
+    client, many_cases, no_storage_no_images
+):
+    case = many_cases[7]
+    for url in [
+        case.get_absolute_url(),
+        f"/api/cases/{case.public_id}/",
+        "/treatments/microneedling/",
+        "/",
+        "/sitemap.xml",
+    ]:
+        count, response = queries_for(client, url)
+        assert count <= 3, (url, count)
+    # The similar cases are shown, with their photos, within those queries.
+    count, response = queries_for(client, case.get_absolute_url())
+    assert response.content.decode().count('<article class="card') == 4
