@@ -5,6 +5,7 @@ off the allowlist is accepted, and every accepted file renders without metadata.
 """
 
 import io
+import os
 import signal
 from pathlib import Path
 
@@ -14,7 +15,20 @@ from PIL import Image
 
 from gallery import images
 
-CORPUS = Path(settings.BASE_DIR).parent / "shared" / "corpus" / "pillow"
+
+def find_corpus() -> Path:
+    """The shared corpus: CORPUS_DIR, else shared/corpus/pillow beside the project (or
+    beside one of its parent folders)."""
+    if os.environ.get("CORPUS_DIR"):
+        return Path(os.environ["CORPUS_DIR"])
+    for folder in Path(settings.BASE_DIR).resolve().parents:
+        candidate = folder / "shared" / "corpus" / "pillow"
+        if candidate.is_dir():
+            return candidate
+    return Path(settings.BASE_DIR).parent / "shared" / "corpus" / "pillow"
+
+
+CORPUS = find_corpus()
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file())
 SECONDS_PER_FILE = 10
 
