@@ -1,12 +1,13 @@
 """Staff views. Every one checks login and permission: anonymous users are sent to log in,
 others without the permission get 403."""
 
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from clinic.access import private_file_response, staff_required
 from consent.models import Consent, ConsentEvent
-from gallery.models import Photo
+from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
 
 CONTENT_TYPES = {
     "jpeg": "image/jpeg",
@@ -56,3 +57,37 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else [],
     }
     return render(request, "staff/dashboard.html", context)
+
+
+@staff_required("gallery.publish_case")
+def coverage(request: HttpRequest) -> HttpResponse:
+    """Public cases per Fitzpatrick type and treatment: whom the gallery fails to show."""
+    counts = {
+        (row["fitzpatrick"], row["treatment_id"]): row["n"]
+        for row in Case.objects.public()
+        .values("fitzpatrick", "treatment_id")
+        .annotate(n=Count("pk"))
+    }
+    treatments = list(Treatment.objects.order_by("name"))
+    rows = []
+    for number, label in FITZPATRICK_CHOICES:
+        cells = [counts.get((number, t.pk), 0) for t in treatments]
+        rows.append(
+            {
+                "number": number,
+                "label": label,
+                "description": FITZPATRICK_INFO[number][0],
+                "cells": cells,
+                "total": sum(cells),
+            }
+        )
+    return render(
+        request,
+        "staff/coverage.html",
+        {
+            "treatments": treatments,
+            "rows": rows,
+            "totals": [sum(r["cells"][i] for r in rows) for i in range(len(treatments))],
+            "gaps": sum(1 for r in rows for c in r["cells"] if c == 0),
+        },
+    )

@@ -15,6 +15,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("coverage/", staff.coverage, name="coverage"),
     path("photos/<int:pk>/original", staff.photo_original, name="photo-original"),
     path(
         "photos/<int:pk>/preview/<int:width>.<str:fmt>", staff.photo_preview, name="photo-preview"

@@ -18,6 +18,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
@@ -31,6 +32,7 @@ from gallery.models import (
     Treatment,
     reference_data,
 )
+from gallery.openapi import openapi_document
 
 PER_PAGE = 24
 
@@ -299,6 +301,28 @@ def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
     if case is None:
         return JsonResponse({"error": "No public case with this id."}, status=404)
     return JsonResponse(case_json(case, request))
+
+
+@require_GET
+@cached_public_page
+def api_openapi(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document(request.build_absolute_uri("/").rstrip("/")))
+
+
+@require_GET
+@xframe_options_exempt
+@cached_public_page
+def embed(request: HttpRequest) -> HttpResponse:
+    """The gallery for the clinic's own website, in an iframe: the same filters as the list,
+    compact cards, links opening the full case in the top window."""
+    filterset, total, facets, pages, number, cases = _gallery_page(request)
+    if number is None:
+        raise Http404("No such page.")
+    return render(
+        request,
+        "gallery/embed.html",
+        {"cases": cases, "total": total, "full_url": request.build_absolute_uri("/gallery/")},
+    )
 
 
 @require_GET

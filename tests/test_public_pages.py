@@ -7,6 +7,12 @@ from tests.conftest import make_case, make_public_case
 pytestmark = pytest.mark.django_db
 
 
+def rf():
+    from gallery.models import Treatment
+
+    return Treatment.objects.get(slug="rf-microneedling")
+
+
 def test_gallery_lists_public_cases_with_their_photos(client):
     case = make_public_case()
     response = client.get("/gallery/")
@@ -65,7 +71,7 @@ def test_api_list_has_the_contract_shape(client):
 def test_filters_narrow_the_list_and_facets_count_under_other_filters(client):
     make_case(fitzpatrick=2)
     make_case(fitzpatrick=6)
-    make_case(fitzpatrick=6, treatment_id=2)
+    make_case(fitzpatrick=6, treatment=rf())
     data = client.get("/api/cases/?fitzpatrick=6").json()
     assert data["count"] == 2
     assert all(r["fitzpatrick"] == 6 for r in data["results"])

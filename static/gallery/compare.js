@@ -21,6 +21,8 @@
       move(e);
       frame.addEventListener("pointermove", move);
     });
+    // Images are draggable by default: a native drag would cancel the pointer stream.
+    frame.addEventListener("dragstart", function (e) { e.preventDefault(); });
     frame.addEventListener("pointerup", function () { frame.removeEventListener("pointermove", move); });
     frame.addEventListener("pointercancel", function () { frame.removeEventListener("pointermove", move); });
     function move(e) {
