@@ -35,12 +35,17 @@ def test_case_list_says_whether_each_case_is_public_and_why_not(admin_client):
         "/admin/consent/consentform/",
         "/admin/consent/consentevent/",
         "/admin/consent/consent/?standing=expiring",
-        "/admin/gallery/case/1/change/",
-        "/admin/consent/consent/1/change/",
+        "/admin/gallery/case/{case}/change/",
+        "/admin/consent/consent/{consent}/change/",
+        "/admin/gallery/photo/{photo}/change/",
+        "/admin/consent/patient/{patient}/change/",
     ],
 )
 def test_every_admin_page_loads(admin_client, url):
-    make_case()
+    case = make_case()
+    url = url.format(
+        case=case.pk, consent=case.consent_id, photo=case.photos.first().pk, patient=case.patient_id
+    )
     assert admin_client.get(url).status_code == 200
 
 
