@@ -624,6 +624,7 @@ def run(args: argparse.Namespace, tmp: Path, warmup: float) -> int:
     env = bench_env(tmp)
     static_root = Path(env["BENCH_STATIC_ROOT"])
     log = tmp / "gunicorn.log"
+    log.write_bytes(b"")  # a reused --workdir: count this run's answers only
     print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
     if os.environ.get("DATABASE_URL"):
         print("  DATABASE_URL is set: that database is migrated and seeded with demo cases.")
@@ -639,13 +640,13 @@ def run(args: argparse.Namespace, tmp: Path, warmup: float) -> int:
     with gunicorn(env, port, args.workers, log):
         status, _, body = fetch(port, "/api/cases/")
         if status != 200 or not json.loads(body)["results"]:
-            raise SystemExit(f"/api/cases/ answered {status} with no case: nothing to measure")
+            raise SystemExit(f"/api/cases/ answered {status} with no case:\n{tail(log)}")
         case_path = urlsplit(json.loads(body)["results"][0]["url"]).path
         pages: dict[str, bytes] = {}
         for name, path in (("list", LIST_PATH), ("case", case_path)):
             status, _, html = fetch(port, path)
             if status != 200:
-                raise SystemExit(f"{path} answered {status}")
+                raise SystemExit(f"{path} answered {status}:\n{tail(log)}")
             pages[name] = html
     (static_root / "bench").mkdir(parents=True, exist_ok=True)
     for name, html in pages.items():

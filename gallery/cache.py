@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
@@ -52,6 +53,16 @@ def current_generation() -> str:
     return token
 
 
+def _known_params(request: HttpRequest) -> str:
+    """The query parameters a public page reads, sorted. Others (utm_*, fbclid, random
+    cache-busters) must neither split the cache nor let anyone bypass it at will."""
+    from gallery.filters import CaseFilter
+
+    known = set(CaseFilter.base_filters) | {"page"}
+    pairs = sorted((k, v) for k in request.GET if k in known for v in request.GET.getlist(k))
+    return urlencode(pairs)
+
+
 def cached_public_page(view: Callable) -> Callable:
     """Cache anonymous GET responses of a public view under the current generation."""
 
@@ -62,7 +73,8 @@ def cached_public_page(view: Callable) -> Callable:
         raw = "|".join(
             [
                 request.get_host(),
-                request.get_full_path(),
+                request.path,
+                _known_params(request),
                 request.headers.get("Accept", ""),
                 request.headers.get("X-Fragment", ""),
             ]

@@ -433,3 +433,13 @@ def upright_thumbnail(fp: BinaryIO, width: int = 480) -> Image.Image:
         im = ImageOps.exif_transpose(im)
         im.thumbnail((width, width * 4))
         return _to_srgb(im, im.info.get("icc_profile"))
+
+
+def crop_at(width: int, height: int, aspect: float, zoom: float, cx: float, cy: float) -> Crop:
+    """A crop of the pair's aspect, ``zoom`` times closer than the largest one, centred
+    as near (cx, cy) as the photo's edges allow."""
+    base = centred_crop(width, height, aspect)
+    w, h = base.width / zoom, base.height / zoom
+    left = min(max(cx - w / 2, 0.0), 1.0 - w)
+    top = min(max(cy - h / 2, 0.0), 1.0 - h)
+    return Crop(left, top, w, h)

@@ -187,6 +187,12 @@ class Case(models.Model):
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(52)],
     )
+    last_session_on = models.DateField(
+        "date of the last session",
+        null=True,
+        blank=True,
+        help_text="Checked against the after photo's capture date before publishing.",
+    )
     weeks_after_last_session = models.PositiveSmallIntegerField(
         "weeks after the last session (after photo)", validators=[MaxValueValidator(520)]
     )
@@ -212,7 +218,13 @@ class Case(models.Model):
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    review_comment = models.TextField(blank=True)
+    review_comment = models.TextField(
+        blank=True, help_text="The reviewer's note to the photographer when sent back."
+    )
+    check_override = models.TextField(
+        blank=True,
+        help_text="The reviewer's written reason to publish despite comparability warnings.",
+    )
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -439,6 +451,25 @@ class Photo(models.Model):
         return self.alt_text or (
             f"{self.get_role_display()} treatment, {self.get_view_display().lower()} view"
         )
+
+    def crop_controls(self) -> dict[str, float]:
+        """The stored crop as the editor's zoom and centre (1, ½, ½ for the default)."""
+        if self.crop_left is None:
+            return {"zoom": 1.0, "centre_x": 0.5, "centre_y": 0.5}
+        from gallery.images import centred_crop
+
+        aspect = (self.crop_width * self.width) / (self.crop_height * self.height)
+        base = centred_crop(self.width, self.height, aspect)
+        return {
+            "zoom": round(base.width / self.crop_width, 2),
+            "centre_x": round(self.crop_left + self.crop_width / 2, 3),
+            "centre_y": round(self.crop_top + self.crop_height / 2, 3),
+        }
+
+    def largest_jpeg(self) -> dict | None:
+        """The widest JPEG rendition entry (staff previews), or None before rendering."""
+        jpegs = [r for r in self.renditions if r["format"] == "jpeg"]
+        return max(jpegs, key=lambda r: r["width"]) if jpegs else None
 
     def public_sources(self) -> dict[str, list[dict]]:
         """Public rendition URLs by format, widest last. No storage I/O: names are on the row."""

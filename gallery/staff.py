@@ -1,13 +1,27 @@
 """Staff views. Every one checks login and permission: anonymous users are sent to log in,
 others without the permission get 403."""
 
-from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+import logging
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
 from clinic.access import private_file_response, staff_required
-from consent.models import Consent, ConsentEvent
+from consent.models import Consent, ConsentEvent, Patient
+from gallery import images
+from gallery.checks import interval_problems, missing_facts, pair_checks
+from gallery.forms import CaseForm, CropForm, PhotoUploadForm
+from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
+from gallery.publication import add_photo, build_case_renditions, remove_photo
+from gallery.workflow import WorkflowError, publish, send_back, submit_for_review, unpublish
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {
     "jpeg": "image/jpeg",
@@ -49,6 +63,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The staff home: what each role has to do next."""
     user = request.user
     context = {
+        "my_drafts": Case.objects.filter(created_by=user, status=Case.Status.DRAFT)
+        .select_related("treatment", "patient")
+        .order_by("-updated_at"),
+        "review_queue": Case.objects.filter(status=Case.Status.REVIEW)
+        .select_related("treatment", "patient", "created_by")
+        .order_by("updated_at")
+        if user.has_perm("gallery.publish_case")
+        else [],
+        "recently_published": Case.objects.filter(status=Case.Status.PUBLISHED)
+        .select_related("treatment")
+        .order_by("-published_at")[:10]
+        if user.has_perm("gallery.publish_case")
+        else [],
         "can_consent": user.has_perm("consent.add_consent"),
         "can_publish": user.has_perm("gallery.publish_case"),
         "can_upload": user.has_perm("gallery.add_case"),
@@ -91,3 +118,247 @@ def coverage(request: HttpRequest) -> HttpResponse:
             "gaps": sum(1 for r in rows for c in r["cells"] if c == 0),
         },
     )
+
+
+# --- cases ---------------------------------------------------------------------------
+
+
+def can_edit(user, case: Case) -> bool:
+    """Photographers edit only their own drafts; reviewers may fix cases under review."""
+    if user.is_superuser:
+        return case.status in (Case.Status.DRAFT, Case.Status.REVIEW)
+    if user.has_perm("gallery.publish_case") and case.status in (
+        Case.Status.DRAFT,
+        Case.Status.REVIEW,
+    ):
+        return True
+    return (
+        user.has_perm("gallery.change_case")
+        and case.status == Case.Status.DRAFT
+        and case.created_by_id == user.pk
+    )
+
+
+def _editable_case(request: HttpRequest, pk: int) -> Case:
+    case = get_object_or_404(Case.objects.select_related("treatment", "consent"), pk=pk)
+    if not can_edit(request.user, case):
+        raise PermissionDenied
+    return case
+
+
+@staff_required("gallery.add_case")
+def case_new(request: HttpRequest) -> HttpResponse:
+    """Step one: choose the patient (a case needs one of their active consents)."""
+    query = request.GET.get("q", "").strip()
+    patients = Patient.objects.annotate(
+        active=Count("consents", filter=Q(consents__in=Consent.objects.active()))
+    ).order_by("reference")
+    if query:
+        patients = patients.filter(Q(reference__icontains=query) | Q(full_name__icontains=query))
+    return render(request, "staff/case_new.html", {"patients": patients[:30], "query": query})
+
+
+@staff_required("gallery.add_case")
+@require_http_methods(["GET", "POST"])
+def case_create(request: HttpRequest, patient: int) -> HttpResponse:
+    patient = get_object_or_404(Patient, pk=patient)
+    if not Consent.objects.active().filter(patient=patient).exists():
+        messages.warning(request, "Record the patient's photo consent first.")
+        return redirect("consent:new", patient=patient.pk)
+    form = CaseForm(request.POST or None, patient=patient)
+    if request.method == "POST" and form.is_valid():
+        case = form.save(commit=False)
+        case.created_by = request.user
+        case.save()
+        form.save_m2m()
+        messages.success(request, "Case created. Now add the before and after photos.")
+        return redirect("staff:case", pk=case.pk)
+    return render(request, "staff/case_form.html", {"form": form, "patient": patient})
+
+
+@staff_required("gallery.change_case")
+@require_http_methods(["GET", "POST"])
+def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _editable_case(request, pk)
+    form = CaseForm(request.POST or None, instance=case, patient=case.patient)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Facts saved.")
+        return redirect("staff:case", pk=case.pk)
+    return render(
+        request, "staff/case_form.html", {"form": form, "patient": case.patient, "case": case}
+    )
+
+
+@staff_required("gallery.view_case")
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(
+        Case.objects.select_related("treatment", "consent", "patient", "created_by"), pk=pk
+    )
+    photos = list(case.photos.all())
+    checks = pair_checks(case)
+    pair_warnings = any(c.warnings for c in checks)
+    context = {
+        "case": case,
+        "photos": photos,
+        "pairs": [
+            {"before": b, "after": a, "check": c}
+            for (b, a), c in zip(case.complete_pairs(), checks, strict=True)
+        ],
+        "singles": [p for p in photos if not any(p in pair for pair in case.complete_pairs())],
+        "missing": missing_facts(case),
+        "interval": interval_problems(case),
+        "pair_warnings": pair_warnings,
+        "editable": can_edit(request.user, case),
+        "can_publish": request.user.has_perm("gallery.publish_case"),
+        "problems": case.publication_problems() if case.status == Case.Status.PUBLISHED else [],
+        "roles": Photo.Role.choices,
+        "views": Photo.View.choices,
+        "concern_names": ", ".join(c.name for c in case.concerns.all()),
+    }
+    return render(request, "staff/case_detail.html", context)
+
+
+def _photo_json(photo: Photo) -> dict:
+    return {
+        "id": photo.pk,
+        "role": photo.role,
+        "view": photo.view,
+        "width": photo.width,
+        "height": photo.height,
+        "rendered": photo.rendered_at is not None,
+    }
+
+
+@staff_required("gallery.change_case")
+@require_POST
+def photo_upload(request: HttpRequest, pk: int) -> JsonResponse:
+    """One file per request, so one bad file never loses the others."""
+    case = _editable_case(request, pk)
+    form = PhotoUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        if "file" in form.errors:
+            return JsonResponse({"error": "Choose a photo to upload."}, status=400)
+        return JsonResponse({"error": "Choose before or after, and the view."}, status=400)
+    upload = form.cleaned_data["file"]
+    try:
+        photo = add_photo(
+            case, form.cleaned_data["role"], form.cleaned_data["view"], upload, upload.name
+        )
+    except PhotoRejected as refusal:
+        return JsonResponse({"error": refusal.message}, status=400)
+    except Exception:
+        log.exception("Upload failed for case %s", case.pk)
+        return JsonResponse(
+            {"error": "The photo could not be saved just now. Nothing was kept; try again."},
+            status=503,
+        )
+    try:
+        build_case_renditions.enqueue(case.pk)
+    except Exception:
+        # The original is safe; renditions can be rebuilt (rebuild_renditions or re-crop).
+        log.exception("Could not build renditions for case %s", case.pk)
+    photo.refresh_from_db()
+    return JsonResponse({"photo": _photo_json(photo)}, status=201)
+
+
+@staff_required("gallery.change_case")
+@require_POST
+def photo_delete(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
+    case = _editable_case(request, pk)
+    target = get_object_or_404(Photo, pk=photo, case=case)
+    remove_photo(target)
+    transaction.on_commit(lambda: build_case_renditions.enqueue(case.pk))
+    messages.success(request, "Photo removed.")
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.change_case")
+@require_POST
+def photo_crop(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
+    """Adjust one photo's crop so the pair lines up; the original is never altered."""
+    case = _editable_case(request, pk)
+    target = get_object_or_404(Photo, pk=photo, case=case)
+    form = CropForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Zoom must be 1 to 4, and the centre inside the photo.")
+        return redirect("staff:case", pk=case.pk)
+    partner = case.photos.filter(view=target.view).exclude(pk=target.pk).first()
+    sizes = [(target.width, target.height)] + ([(partner.width, partner.height)] if partner else [])
+    aspect = images.common_aspect(sizes)
+    if partner and partner.crop_left is not None:
+        aspect = (partner.crop_width * partner.width) / (partner.crop_height * partner.height)
+    crop = images.crop_at(
+        target.width,
+        target.height,
+        aspect,
+        form.cleaned_data["zoom"],
+        form.cleaned_data["centre_x"],
+        form.cleaned_data["centre_y"],
+    )
+    Photo.objects.filter(pk=target.pk).update(
+        crop_left=crop.left, crop_top=crop.top, crop_width=crop.width, crop_height=crop.height
+    )
+    if partner and partner.crop_left is None:
+        # Fix the partner's default crop to the same aspect, so the shapes stay equal.
+        own = images.centred_crop(partner.width, partner.height, aspect)
+        Photo.objects.filter(pk=partner.pk).update(
+            crop_left=own.left, crop_top=own.top, crop_width=own.width, crop_height=own.height
+        )
+    build_case_renditions.enqueue(case.pk)
+    messages.success(request, "Crop saved; the pair was rendered again.")
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.change_case")
+@require_POST
+def case_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _editable_case(request, pk)
+    try:
+        submit_for_review(case, request.user)
+    except WorkflowError as error:
+        for problem in error.problems:
+            messages.error(request, problem)
+    else:
+        messages.success(request, "Sent for review.")
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.publish_case")
+@require_POST
+def case_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(Case, pk=pk)
+    try:
+        publish(case, request.user, override=request.POST.get("override", ""))
+    except WorkflowError as error:
+        messages.error(request, "Not published:")
+        for problem in error.problems:
+            messages.error(request, problem)
+    else:
+        messages.success(request, "Approved and published: the case is in the public gallery.")
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.publish_case")
+@require_POST
+def case_send_back(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(Case, pk=pk)
+    try:
+        send_back(case, request.user, request.POST.get("comment", ""))
+    except WorkflowError as error:
+        for problem in error.problems:
+            messages.error(request, problem)
+    else:
+        messages.success(request, "Sent back to the photographer with your comment.")
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.publish_case")
+@require_POST
+def case_unpublish(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(Case, pk=pk)
+    archive = request.POST.get("archive") == "1"
+    unpublish(case, request.user, archive=archive)
+    done = "Archived" if archive else "Unpublished"
+    messages.success(request, f"{done}: the case and its images left the public gallery.")
+    return redirect("staff:case", pk=case.pk)

@@ -60,3 +60,22 @@ def test_a_cached_page_never_outlives_the_consent_expiry(client):
     with mock.patch("django.utils.timezone.now", return_value=soon + timedelta(seconds=1)):
         assert client.get(case.get_absolute_url()).status_code == 404
         assert case.public_id not in client.get("/gallery/").content.decode()
+
+
+def test_unknown_parameters_neither_split_nor_bypass_the_cache(client):
+    make_public_case()
+    client.get("/gallery/?fitzpatrick=3")
+    for url in [
+        "/gallery/?fitzpatrick=3&utm_source=x",
+        "/gallery/?fbclid=1&fitzpatrick=3",
+        "/gallery/?_=123&fitzpatrick=3",
+    ]:
+        assert client.get(url)["X-Cache"] == "hit", url
+    assert "X-Cache" not in client.get("/gallery/?fitzpatrick=4")
+
+
+def test_html_and_json_are_compressed(client):
+    make_public_case()
+    for url in ["/gallery/", "/api/cases/"]:
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert response["Content-Encoding"] == "gzip", url

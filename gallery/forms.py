@@ -1,0 +1,106 @@
+from django import forms
+
+from consent.models import Consent
+from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Concern, Photo
+
+
+class FitzpatrickWidget(forms.RadioSelect):
+    template_name = "staff/widgets/fitzpatrick.html"
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        for group in context["widget"]["optgroups"]:
+            for option in group[1]:
+                number = int(option["value"])
+                option["description"], option["swatch"] = FITZPATRICK_INFO[number]
+        return context
+
+
+class CaseForm(forms.ModelForm):
+    """Every fact of a case, with widgets that work with a finger on a tablet."""
+
+    class Meta:
+        model = Case
+        fields = [
+            "consent",
+            "treatment",
+            "concerns",
+            "body_area",
+            "fitzpatrick",
+            "skin_type",
+            "needle_depth_mm",
+            "zone_depths",
+            "session_count",
+            "session_interval_weeks",
+            "last_session_on",
+            "weeks_after_last_session",
+            "practitioner",
+            "practitioner_credentials",
+            "device",
+            "aftercare_notes",
+            "side_effects_notes",
+            "testimonial",
+            "deidentified",
+            "sensitive",
+        ]
+        widgets = {
+            "treatment": forms.RadioSelect,
+            "concerns": forms.CheckboxSelectMultiple,
+            "fitzpatrick": FitzpatrickWidget,
+            "skin_type": forms.RadioSelect,
+            "needle_depth_mm": forms.NumberInput(
+                attrs={"step": "0.25", "min": "0.25", "max": "4", "inputmode": "decimal"}
+            ),
+            "session_count": forms.NumberInput(attrs={"min": 1, "max": 20, "inputmode": "numeric"}),
+            "session_interval_weeks": forms.NumberInput(
+                attrs={"min": 1, "max": 52, "inputmode": "numeric"}
+            ),
+            "weeks_after_last_session": forms.NumberInput(
+                attrs={"min": 0, "max": 520, "inputmode": "numeric"}
+            ),
+            "last_session_on": forms.DateInput(attrs={"type": "date"}),
+            "aftercare_notes": forms.Textarea(attrs={"rows": 3}),
+            "side_effects_notes": forms.Textarea(attrs={"rows": 3}),
+            "testimonial": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, patient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patient = patient
+        self.instance.patient = patient
+        # Only the patient's own consents that are in force can be chosen.
+        self.fields["consent"].queryset = Consent.objects.active().filter(patient=patient)
+        self.fields["consent"].empty_label = None
+        self.fields["consent"].label_from_instance = lambda c: (
+            f"Signed {c.signed_at:%d %b %Y}, until {c.expires_at:%d %b %Y}: "
+            f"{', '.join(c.scopes()) or 'no use'}"
+            f"{'' if c.identifiable else ' (de-identified photos only)'}"
+        )
+        self.fields["fitzpatrick"].choices = FITZPATRICK_CHOICES
+        self.fields["concerns"].queryset = Concern.objects.order_by("name")
+        self.fields["treatment"].empty_label = None
+
+    def clean(self):
+        data = super().clean()
+        consent = data.get("consent")
+        if consent and not consent.identifiable and not data.get("deidentified"):
+            self.add_error(
+                "deidentified",
+                "This patient allowed only de-identified photos: crop out the face and any "
+                "identifying feature, then tick this box.",
+            )
+        return data
+
+
+class PhotoUploadForm(forms.Form):
+    file = forms.FileField()
+    role = forms.ChoiceField(choices=Photo.Role.choices)
+    view = forms.ChoiceField(choices=Photo.View.choices)
+
+
+class CropForm(forms.Form):
+    """Zoom and centre of one photo's crop; the shape is the pair's common aspect."""
+
+    zoom = forms.FloatField(min_value=1.0, max_value=4.0)
+    centre_x = forms.FloatField(min_value=0.0, max_value=1.0)
+    centre_y = forms.FloatField(min_value=0.0, max_value=1.0)
