@@ -22,10 +22,14 @@ What it does, in order:
 3. ``migrate``, ``seed_demo --count 30``, ``collectstatic``, then gunicorn with 2 workers on
    127.0.0.1 (a free port in 18600-18699). Public renditions are served by the app itself
    (``SERVE_PUBLIC_MEDIA`` is on by default without S3), like the embedded default in production.
-4. Runs the Lighthouse CLI once per page with Debian's Chromium, mobile emulation and simulated
-   throttling (Lighthouse's defaults, i.e. what PageSpeed Insights reports), keeps each JSON
-   report, prints a page x category table and, for every category below 100, the audits that
-   cost points with the elements and values they point at.
+4. Runs the Lighthouse CLI on each page (``--runs N`` times, keeping the median run) with
+   Debian's Chromium, mobile emulation and simulated throttling (Lighthouse's defaults, i.e.
+   what PageSpeed Insights reports), keeps each JSON report, prints a page x category table
+   and, for every category below 100, the audits that cost points with the elements and
+   values they point at.
+
+The machine has no internet: Chromium is told to resolve no name but the loopback ones
+(see ``CHROME_FLAGS``), so no run waits on a DNS answer or a connection that cannot come.
 
 Lighthouse treats ``127.0.0.1`` and ``localhost`` as secure contexts: ``is-on-https`` passes and
 ``redirects-http`` is "not applicable" over plain http here, so best practices can reach 100
@@ -211,9 +215,14 @@ def free_port() -> int:
     sys.exit(f"No free port in {PORTS.start}-{PORTS.stop - 1} on 127.0.0.1.")
 
 
+# No proxy: every request of this script goes to our own server on the loopback address,
+# whatever http_proxy the shell has.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+        with OPENER.open(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -223,19 +232,32 @@ def stop(proc: subprocess.Popen[bytes], name: str, group: bool = False) -> None:
     """Stop a child this script started, by its pid (or its own process group).
 
     SIGTERM first so gunicorn's master can stop its workers cleanly; SIGKILL if it lingers.
+    For a group, a Chromium left behind by a Lighthouse that already exited is still in the
+    group the leader's pid names, so the group is signalled even then.
     """
-    if proc.poll() is not None:
-        return
-    send = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
+
+    def send(sig: int) -> None:
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+
     try:
+        if proc.poll() is not None:
+            if group:
+                send(signal.SIGKILL)  # stragglers only; usually raises ProcessLookupError
+            return
         send(signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} ignored SIGTERM; killing", file=sys.stderr)
-        send(signal.SIGKILL)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            print(f"  {name} ignored SIGTERM; killing", file=sys.stderr)
+            send(signal.SIGKILL)
+            proc.wait(timeout=10)
+        if group:
+            send(signal.SIGKILL)  # Chromium children that outlived their Lighthouse
     except ProcessLookupError:
-        pass
+        pass  # nothing left to stop
 
 
 @contextmanager
@@ -598,23 +620,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = production_env(tmp)
     print(f"Environment: {tmp} (DEBUG off, SQLite, own media and cache)", flush=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo", "--count", str(SEED_COUNT))
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
 
     results: list[Result] = []
-    started = time.monotonic()
-    with gunicorn(env, free_port(), tmp) as base:
-        pages = resolve_pages(base, wanted, tmp)
-        warm(base, pages)
-        print(f"Lighthouse {LIGHTHOUSE_VERSION}, mobile, simulated throttling:", flush=True)
-        for page in pages:
-            runs = [
-                run_lighthouse(cli, page, base + page.path, out, tmp, args.timeout, n)
-                for n in range(1, max(1, args.runs) + 1)
-            ]
-            results.append(median_run(runs))
-    print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
+    try:
+        manage(env, "migrate", "--noinput")
+        manage(env, "seed_demo", "--count", str(SEED_COUNT))
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        started = time.monotonic()
+        with gunicorn(env, free_port(), tmp) as base:
+            pages = resolve_pages(base, wanted, tmp)
+            warm(base, pages)
+            print(f"Lighthouse {LIGHTHOUSE_VERSION}, mobile, simulated throttling:", flush=True)
+            for page in pages:
+                runs = [
+                    run_lighthouse(cli, page, base + page.path, out, tmp, args.timeout, n)
+                    for n in range(1, max(1, args.runs) + 1)
+                ]
+                results.append(median_run(runs))
+        print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
+    finally:
+        # The database, media and cache of the throwaway environment are never needed
+        # again, even after a failure; the reports and the server logs are kept.
+        for name in ("lh.sqlite3", "lh.sqlite3-wal", "lh.sqlite3-shm"):
+            (tmp / name).unlink(missing_ok=True)
+        shutil.rmtree(tmp / "media", ignore_errors=True)
+        shutil.rmtree(tmp / "cache", ignore_errors=True)
+        # Chromium's own scratch folders (it was pointed at tmp through TMPDIR).
+        for scratch in tmp.glob("org.chromium.*"):
+            shutil.rmtree(scratch, ignore_errors=True)
 
     print_table(results)
     print_failures(results)
@@ -622,16 +655,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_server_errors(tmp)
     print(f"\nJSON reports: {out}")
     print(f"Server logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
-
-    # The database, media and cache of the throwaway environment are not needed any more;
-    # the reports (and logs) are kept for inspection.
-    for name in ("lh.sqlite3", "lh.sqlite3-wal", "lh.sqlite3-shm"):
-        (tmp / name).unlink(missing_ok=True)
-    shutil.rmtree(tmp / "media", ignore_errors=True)
-    shutil.rmtree(tmp / "cache", ignore_errors=True)
-    # Chromium's own scratch folders (it was pointed at tmp through TMPDIR).
-    for scratch in tmp.glob("org.chromium.*"):
-        shutil.rmtree(scratch, ignore_errors=True)
 
     under = [r for r in results if r.error or any((s or 0) < FLOOR for s in r.scores.values())]
     if under:

@@ -27,6 +27,7 @@ def staff_required(*perms: str, any_of: bool = False) -> Callable:
             return view(request, *args, **kwargs)
 
         wrapper.staff_permissions = perms  # read by the access-matrix test
+        wrapper.staff_any_of = any_of
         return wrapper
 
     return decorator

@@ -29,10 +29,16 @@ class PairCheck:
     warnings: list[str]
 
 
-def _small(photo: Photo) -> Image.Image:
-    entry = min((r for r in photo.renditions if r["format"] == "jpeg"), key=lambda r: r["width"])
-    with storages["default"].open(entry["name"], "rb") as f:
-        return Image.open(io.BytesIO(f.read())).convert("RGB")
+def _small(photo: Photo) -> Image.Image | None:
+    """The smallest JPEG rendition, or None when it cannot be read (yet)."""
+    jpegs = [r for r in photo.renditions if r["format"] == "jpeg"]
+    if not jpegs:
+        return None
+    try:
+        with storages["default"].open(min(jpegs, key=lambda r: r["width"])["name"], "rb") as f:
+            return Image.open(io.BytesIO(f.read())).convert("RGB")
+    except OSError:
+        return None
 
 
 def measure(im: Image.Image) -> dict[str, float]:
@@ -90,7 +96,19 @@ def scale_warning(before: Photo, after: Photo) -> str | None:
 def pair_checks(case: Case) -> list[PairCheck]:
     results = []
     for before, after in case.complete_pairs():
-        warnings = compare(_small(before), _small(after))
+        small_before, small_after = _small(before), _small(after)
+        if small_before is None or small_after is None:
+            results.append(
+                PairCheck(
+                    before.get_view_display(),
+                    [
+                        "The previews could not be read, so this pair was not checked: rebuild "
+                        "its renditions and look again."
+                    ],
+                )
+            )
+            continue
+        warnings = compare(small_before, small_after)
         if scale := scale_warning(before, after):
             warnings.append(scale)
         results.append(PairCheck(before.get_view_display(), warnings))
