@@ -29,7 +29,7 @@ run: $(VENV)/.installed
 	DJANGO_DEBUG=on $(PY) manage.py runserver --noreload $(ADDR)
 
 test: $(VENV)/.installed-dev
-	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} DJANGO_HTTPS=off $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -92,7 +92,9 @@ def cached_public_page(view: Callable) -> Callable:
         if getattr(response, "is_rendered", True) is False:
             response.render()  # a TemplateResponse (the sitemap)
         if response.status_code == 200 and not response.streaming and not response.cookies:
-            headers = [(k, v) for k, v in response.items() if k.lower() != "set-cookie"]
+            # Per-request headers are not kept: the CSP middleware adds a fresh one.
+            skip = {"set-cookie", "content-security-policy"}
+            headers = [(k, v) for k, v in response.items() if k.lower() not in skip]
             cache.set(key, (response.status_code, headers, response.content), PAGE_TTL)
         return response
 

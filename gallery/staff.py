@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinic.access import private_file_response, staff_required
+from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
 from gallery import images
 from gallery.checks import interval_problems, missing_facts, pair_checks
@@ -190,6 +191,7 @@ def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@allows_camera
 @staff_required("gallery.view_case")
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(

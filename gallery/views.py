@@ -19,6 +19,7 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
@@ -311,6 +312,7 @@ def api_openapi(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @xframe_options_exempt
+@csp_override({**settings.SECURE_CSP, "frame-ancestors": ["*"]})
 @cached_public_page
 def embed(request: HttpRequest) -> HttpResponse:
     """The gallery for the clinic's own website, in an iframe: the same filters as the list,

@@ -21,6 +21,20 @@ pytest_plugins = ["tests.browser"]
 _counter = itertools.count(1)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite tests use a database file, not memory: the live server answers several
+    requests at once (parallel uploads), and only a file database gives them WAL and a
+    busy timeout instead of "database table is locked"."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("db") / "test.sqlite3"
+        )
+
+
 @pytest.fixture(autouse=True)
 def isolated_media(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -4,6 +4,7 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from tests.browser import PHONE
 from tests.conftest import make_public_case
@@ -39,7 +40,7 @@ def test_filtering_by_skin_type_shows_only_matching_cases_and_updates_the_url(
     page.click("#filter-panel summary")
     page.check("input[name=fitzpatrick][value='5']")
     page.wait_for_url(re.compile(r"/gallery/\?fitzpatrick=5$"))
-    page.wait_for_function("document.querySelectorAll('article.card').length === 2")
+    expect(page.locator("article.card")).to_have_count(2)
     texts = page.locator("article.card ul.facts").all_inner_texts()
     assert all("Type V" in t for t in texts)
     assert page.locator("p.count").inner_text().startswith("2 cases")

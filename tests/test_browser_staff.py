@@ -9,6 +9,7 @@ import time
 import pillow_heif
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from gallery.models import Case
 from tests.conftest import make_consent, make_patient, make_user, skin_jpeg
@@ -66,9 +67,7 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
     assert rows.nth(0).locator("select[name=role]").input_value() == "before"
     assert rows.nth(1).locator("select[name=role]").input_value() == "after"
     page.click("#upload-start")
-    page.wait_for_function(
-        "document.querySelectorAll('.upload-row.ok, .upload-row.error').length === 3"
-    )
+    expect(page.locator(".upload-row.ok, .upload-row.error")).to_have_count(3, timeout=60000)
     assert rows.nth(0).locator(".upload-status").inner_text() == "Uploaded"
     assert rows.nth(1).locator(".upload-status").inner_text() == "Uploaded"
     assert rows.nth(0).locator("progress").get_attribute("value") == "100"

@@ -1,0 +1,33 @@
+"""Permissions-Policy, written by hand: django-permissions-policy sets one policy for the
+whole site, and the camera must be allowed on the staff upload page only."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+DENY_ALL = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), "
+    "gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
+
+
+def allows_camera(view: Callable) -> Callable:
+    """Mark a view whose page may use the device camera (staff photo capture)."""
+    view.permissions_policy_camera = True
+    return view
+
+
+class PermissionsPolicyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        policy = DENY_ALL
+        if getattr(request, "_camera_allowed", False):
+            policy = policy.replace("camera=()", "camera=(self)")
+        response.setdefault("Permissions-Policy", policy)
+        return response
+
+    def process_view(self, request: HttpRequest, view, args, kwargs) -> None:
+        request._camera_allowed = getattr(view, "permissions_policy_camera", False)
