@@ -31,9 +31,14 @@ What it does, in order:
 The machine has no internet: Chromium is told to resolve no name but the loopback ones
 (see ``CHROME_FLAGS``), so no run waits on a DNS answer or a connection that cannot come.
 
-Lighthouse treats ``127.0.0.1`` and ``localhost`` as secure contexts: ``is-on-https`` passes and
-``redirects-http`` is "not applicable" over plain http here, so best practices can reach 100
-without TLS (checked in Lighthouse 12.2.3's ``url-utils.js``).
+There is no TLS here: ``DJANGO_HTTPS=off`` keeps settings that redirect plain http to https
+when debug is off from sending every page (and Lighthouse's own robots.txt fetch, which no
+``--extra-headers`` reaches) to an https://127.0.0.1 where nothing listens. Everything else is
+the production default. Lighthouse treats ``127.0.0.1`` as a secure context: ``is-on-https``
+passes and ``redirects-http`` is "not applicable" over plain http here (checked in Lighthouse
+12.2.3's ``url-utils.js`` and ``redirects-http.js``), so best practices can reach 100 without
+TLS; what HTTPS-only mode adds (the redirect, HSTS, secure cookies) is not audited by
+Lighthouse on a loopback address anyway.
 
 Every child process is started by this script in its own session and stopped by its pid (its
 process group for Lighthouse, whose Chromium would otherwise outlive a timed-out run) in a
@@ -172,6 +177,8 @@ def production_env(tmp: Path) -> dict[str, str]:
             "DJANGO_DEBUG": "off",
             "DJANGO_SECRET_KEY": "lighthouse-only",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # Plain http on loopback: see the module docstring.
+            "DJANGO_HTTPS": "off",
             "DATABASE_URL": f"sqlite:///{tmp / 'lh.sqlite3'}",
             "MEDIA_ROOT": str(tmp / "media"),
             "CACHE_DIR": str(tmp / "cache"),
@@ -215,9 +222,18 @@ def free_port() -> int:
     sys.exit(f"No free port in {PORTS.start}-{PORTS.stop - 1} on 127.0.0.1.")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect instead of following it: a page that redirects (to https, to a
+    login) is not the page we meant to measure, and following it to an https URL on our
+    plain-http server would only end in an obscure TLS error."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 # No proxy: every request of this script goes to our own server on the loopback address,
 # whatever http_proxy the shell has.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
 def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
@@ -338,16 +354,18 @@ def warm(base: str, pages: Sequence[Page]) -> None:
     """
     for page in pages:
         for _ in range(4):
-            get(base + page.path, timeout=30)
+            status, _body = get(base + page.path, timeout=30)
+            if status != 200:
+                sys.exit(f"{page.path} answered {status}, not 200: nothing to measure.")
 
 
 # --- running Lighthouse ----------------------------------------------------------------
 
 
 def run_lighthouse(
-    cli: Path, page: Page, url: str, out: Path, tmp: Path, timeout: float, n: int = 1
+    cli: Path, page: Page, url: str, out: Path, tmp: Path, timeout: float, tag: str = "1"
 ) -> Result:
-    report = out / f"{page.key}.{n}.report.json"
+    report = out / f"{page.key}.{tag}.report.json"
     result = Result(page=page, url=url, report=report)
     cmd = [
         shutil.which("node") or "node",
@@ -366,7 +384,7 @@ def run_lighthouse(
     # chrome-launcher puts its throwaway profile under os.tmpdir(): keep it in our tmp so
     # an interrupted run leaves nothing in /tmp.
     env = {**os.environ, "TMPDIR": str(tmp)}
-    log = out / f"{page.key}.{n}.lighthouse.log"
+    log = out / f"{page.key}.{tag}.lighthouse.log"
     started = time.monotonic()
     with log.open("wb") as log_file:
         # Own session: on a timeout the whole group (node and the Chromium it launched)
@@ -396,7 +414,12 @@ def run_lighthouse(
     status = result.error or "  ".join(
         f"{CATEGORY_LABELS[c]} {result.scores.get(c)}" for c in CATEGORIES
     )
-    print(f"  {page.label:<24} #{n} {elapsed:5.1f}s  {status}", flush=True)
+    # Lighthouse's own CPU benchmark of this run: when it drops, other work on the machine
+    # took the CPU and TBT (hence performance) is pessimistic, not the page slower.
+    index = result.lhr.get("environment", {}).get("benchmarkIndex")
+    if index and not result.error:
+        status += f"  (cpu index {index:.0f}, load {os.getloadavg()[0]:.1f})"
+    print(f"  {page.label:<24} #{tag:<2} {elapsed:5.1f}s  {status}", flush=True)
     return result
 
 
@@ -406,7 +429,7 @@ def median_run(runs: Sequence[Result]) -> Result:
     Only performance moves between runs (simulated throttling still depends on the
     machine's load); the other categories are deterministic for the same HTML.
     """
-    done = [r for r in runs if r.lhr]
+    done = [r for r in runs if r.lhr and not r.error]
     if not done:
         return runs[-1]
     done.sort(key=lambda r: r.scores.get("performance") or 0)
@@ -451,7 +474,7 @@ def describe_item(item: dict[str, Any]) -> str:
             parts.append(_short(node["snippet"]))
         if node.get("explanation"):
             parts.append("— " + _short(node["explanation"], 300))
-    for key in ("url", "source", "description", "label", "requestStartTime"):
+    for key in ("url", "source", "description", "label", "groupLabel"):
         value = item.get(key)
         if isinstance(value, dict):
             if value.get("type") == "source-location":
@@ -463,9 +486,7 @@ def describe_item(item: dict[str, Any]) -> str:
         elif value not in (None, ""):
             parts.append(_short(str(value), 200))
     numbers = {
-        k: v
-        for k, v in item.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and k != "requestStartTime"
+        k: v for k, v in item.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
     if numbers:
         parts.append(
@@ -533,6 +554,15 @@ def print_failures(results: Sequence[Result]) -> None:
             print(f"   run warning: {_short(w, 300)}")
         for cat in below:
             print(f"  [{cat} {r.scores.get(cat)}]")
+            if r.scores.get(cat) is None:
+                # Lighthouse gives no category score when a weighted audit errored.
+                for ref in r.lhr["categories"][cat]["auditRefs"]:
+                    audit = r.lhr["audits"].get(ref["id"], {})
+                    if audit.get("scoreDisplayMode") == "error" and ref.get("weight"):
+                        print(
+                            f"    - {ref['id']} could not run, so there is no score: "
+                            + _short(audit.get("errorMessage", ""), 200)
+                        )
             if cat == "performance":
                 metrics = []
                 for mid in (
@@ -632,10 +662,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm(base, pages)
             print(f"Lighthouse {LIGHTHOUSE_VERSION}, mobile, simulated throttling:", flush=True)
             for page in pages:
-                runs = [
-                    run_lighthouse(cli, page, base + page.path, out, tmp, args.timeout, n)
-                    for n in range(1, max(1, args.runs) + 1)
-                ]
+                runs: list[Result] = []
+                for n in range(1, max(1, args.runs) + 1):
+                    result = run_lighthouse(
+                        cli, page, base + page.path, out, tmp, args.timeout, str(n)
+                    )
+                    if result.error and not result.error.startswith("timed out"):
+                        # Lighthouse sometimes loses the trace of a load on a busy machine
+                        # (NO_NAVSTART, "please run Lighthouse again"): one retry, no more,
+                        # so a page that really breaks it still fails in bounded time.
+                        result = run_lighthouse(
+                            cli, page, base + page.path, out, tmp, args.timeout, f"{n}b"
+                        )
+                    runs.append(result)
                 results.append(median_run(runs))
         print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
     finally:
@@ -653,6 +692,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_failures(results)
     print_errored(results)
     print_server_errors(tmp)
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        print(
+            f"\nNote: load average {load:.1f} on {cores} cores: other work shared the CPU, so"
+            " total blocking time and performance are pessimistic; rerun on a quiet machine"
+            " (or with --runs 3) before chasing a performance point."
+        )
     print(f"\nJSON reports: {out}")
     print(f"Server logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
 

@@ -151,21 +151,29 @@ MEDIA_URL = "/media/"
 PUBLIC_MEDIA_URL = os.environ.get("PUBLIC_MEDIA_URL", "/media/public/")
 
 AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+AWS_PUBLIC_BUCKET_NAME = os.environ.get("AWS_PUBLIC_BUCKET_NAME", AWS_STORAGE_BUCKET_NAME)
+AWS_S3_CUSTOM_DOMAIN = os.environ.get("AWS_S3_CUSTOM_DOMAIN", "")
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "")
 if AWS_STORAGE_BUCKET_NAME:
     _s3 = {
-        "bucket_name": AWS_STORAGE_BUCKET_NAME,
-        "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+        "endpoint_url": AWS_S3_ENDPOINT_URL or None,
         "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
         "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
         "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or None,
+        "signature_version": "s3v4",
+        # Never overwrite: every name is random, and a clash must not replace evidence.
         "file_overwrite": False,
+        # No ACLs: the private bucket is private by policy, the public one readable by it.
         "default_acl": None,
     }
     STORAGES_PRIVATE = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             **_s3,
-            "location": "private",
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "location": os.environ.get("AWS_PRIVATE_LOCATION", "private"),
+            # Staff see originals through signed URLs that expire in minutes.
             "querystring_auth": True,
             "querystring_expire": envint("AWS_QUERYSTRING_EXPIRE", 300),
         },
@@ -174,10 +182,13 @@ if AWS_STORAGE_BUCKET_NAME:
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             **_s3,
-            "bucket_name": os.environ.get("AWS_PUBLIC_BUCKET_NAME", AWS_STORAGE_BUCKET_NAME),
-            "location": os.environ.get("AWS_PUBLIC_LOCATION", "public"),
+            "bucket_name": AWS_PUBLIC_BUCKET_NAME,
+            "location": os.environ.get(
+                "AWS_PUBLIC_LOCATION",
+                "public" if AWS_PUBLIC_BUCKET_NAME == AWS_STORAGE_BUCKET_NAME else "",
+            ),
             "querystring_auth": False,
-            "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,
+            "custom_domain": AWS_S3_CUSTOM_DOMAIN or None,
             "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},
         },
     }
@@ -285,7 +296,26 @@ X_FRAME_OPTIONS = "DENY"
 # embed page, which overrides frame-ancestors.
 from django.utils.csp import CSP  # noqa: E402
 
-_media_origin = [os.environ["PUBLIC_MEDIA_ORIGIN"]] if os.environ.get("PUBLIC_MEDIA_ORIGIN") else []
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Public images (and staff's signed links) may come from the object store or its CDN.
+_media_origin = sorted(
+    {
+        _origin(u)
+        for u in (
+            os.environ.get("PUBLIC_MEDIA_ORIGIN", ""),
+            AWS_S3_CUSTOM_DOMAIN,
+            AWS_S3_ENDPOINT_URL if AWS_STORAGE_BUCKET_NAME else "",
+        )
+        if u
+    }
+)
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],

@@ -214,7 +214,8 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     og_image = None
     if pairs and not case.sensitive:
         jpeg = pairs[0][1].public_sources().get("jpeg", [])
-        og_image = jpeg[-1] if jpeg else None
+        if jpeg:
+            og_image = {**jpeg[-1], "url": request.build_absolute_uri(jpeg[-1]["url"])}
     return render(
         request,
         "gallery/case_detail.html",

@@ -37,32 +37,98 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 @pytest.fixture(autouse=True)
 def isolated_media(tmp_path, settings):
+    """Each test gets its own empty storages and cache.
+
+    Local runs use temporary folders. When the S3 variables are set (CI's SeaweedFS pass)
+    each test uses its own prefix in the real buckets; with REDIS_URL, its own key prefix
+    in the real Redis."""
+    import uuid
+
     settings.MEDIA_ROOT = tmp_path / "media"
+    if settings.AWS_STORAGE_BUCKET_NAME:
+        run = f"test-{uuid.uuid4().hex[:12]}"
+        private = settings.STORAGES["default"]
+        public = settings.STORAGES["public"]
+        storages_config = {
+            "default": {**private, "OPTIONS": {**private["OPTIONS"], "location": f"{run}/private"}},
+            "public": {**public, "OPTIONS": {**public["OPTIONS"], "location": f"{run}/public"}},
+        }
+    else:
+        storages_config = {
+            "default": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {
+                    "location": tmp_path / "media" / "private",
+                    "base_url": "/private-not-served/",
+                },
+            },
+            "public": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {
+                    "location": tmp_path / "media" / "public",
+                    "base_url": "/media/public/",
+                },
+            },
+        }
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {
-                "location": tmp_path / "media" / "private",
-                "base_url": "/private-not-served/",
-            },
-        },
-        "public": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "media" / "public", "base_url": "/media/public/"},
-        },
+        **storages_config,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(tmp_path / "cache"),
+    if settings.REDIS_URL:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": settings.REDIS_URL,
+                "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+            }
         }
-    }
+    else:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path / "cache"),
+            }
+        }
     settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
     settings.GALLERY_WATERMARK_TEXT = ""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return tmp_path / "media"
+
+
+@pytest.fixture
+def local_storage(settings, tmp_path):
+    """For the few tests that need a real folder (file times): local storage even in the
+    S3 pass."""
+    settings.SERVE_PUBLIC_MEDIA = True
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "local" / "private"},
+        },
+        "public": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "local" / "public", "base_url": "/media/public/"},
+        },
+    }
+
+
+def fetch(client, url: str):
+    """GET a URL the way a browser would: the app through the test client, an object
+    store (absolute http URL) over the network. Returns (status, body, headers)."""
+    if url.startswith(("http://", "https://")) and not url.startswith("http://testserver"):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=20) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read(), dict(error.headers)
+    response = client.get(url)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response.status_code, body, dict(response.items())
 
 
 @pytest.fixture
@@ -211,14 +277,9 @@ def make_public_case(**kw) -> Case:
 
 
 def stored_files(storage_name: str = "default") -> list[str]:
-    """Every file in a storage (local test storage), relative to its root."""
-    from pathlib import Path
-
+    """Every file in a storage (local folder or S3 prefix), relative to its root."""
     from django.core.files.storage import storages
 
-    root = Path(storages[storage_name].location)
-    return (
-        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        if root.exists()
-        else []
-    )
+    from gallery.publication import walk_storage
+
+    return sorted(walk_storage(storages[storage_name]))

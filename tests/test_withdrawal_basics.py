@@ -19,7 +19,7 @@ def public_files(case: Case) -> list[str]:
 
 
 def test_withdrawal_deletes_public_renditions_and_every_page_answers_404(client):
-    from tests.conftest import make_public_case
+    from tests.conftest import fetch, make_public_case
 
     case = make_public_case()
     names = public_files(case)
@@ -29,11 +29,11 @@ def test_withdrawal_deletes_public_renditions_and_every_page_answers_404(client)
         f"/api/cases/{case.public_id}/",
         *[storages["public"].url(n) for n in names],
     ]
-    assert all(client.get(u).status_code == 200 for u in urls)
+    assert all(fetch(client, u)[0] == 200 for u in urls)
 
     assert case.consent.withdraw(channel=Consent.Channel.PATIENT_PAGE)
 
-    assert [client.get(u).status_code for u in urls] == [404] * len(urls)
+    assert [fetch(client, u)[0] for u in urls] == [404] * len(urls)
     assert not any(storages["public"].exists(n) for n in names)
     assert client.get("/api/cases/").json()["count"] == 0
     assert case.public_id not in client.get("/sitemap.xml").content.decode()

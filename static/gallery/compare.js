@@ -7,8 +7,6 @@
     var range = root.querySelector(".compare-range");
     var mode = root.querySelector(".compare-mode");
     var frame = root.querySelector(".compare-frame");
-    root.querySelector(".compare-controls").hidden = false;
-    root.classList.add("overlay");
     function show(value) {
       frame.style.setProperty("--pos", value + "%");
       range.setAttribute("aria-valuetext", value + " percent after");
@@ -16,7 +14,7 @@
     range.addEventListener("input", function () { show(range.value); });
     // Drag or tap anywhere on the photos, not only on the thumb.
     frame.addEventListener("pointerdown", function (e) {
-      if (!root.classList.contains("overlay")) return;
+      if (root.classList.contains("side")) return;
       frame.setPointerCapture(e.pointerId);
       move(e);
       frame.addEventListener("pointermove", move);
@@ -32,7 +30,7 @@
       show(v);
     }
     mode.addEventListener("click", function () {
-      var side = root.classList.toggle("overlay") === false;
+      var side = root.classList.toggle("side");
       mode.setAttribute("aria-pressed", String(side));
       range.disabled = side;
     });
