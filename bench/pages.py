@@ -159,6 +159,8 @@ def bench_env(tmp: Path) -> dict[str, str]:
         BENCH_STATIC_ROOT=str(tmp / "staticfiles"),
         DJANGO_SECRET_KEY="bench-only",
         DJANGO_DEBUG="off",
+        # Plain http on loopback: no redirect to https, no secure-only cookies.
+        DJANGO_HTTPS="off",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
         # The temp dir first (the settings wrapper), then the project.
