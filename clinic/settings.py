@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django.forms",
     "axes",
+    "django_tasks_db",
 ]
 # Widget templates may live in the project's templates/ (the Fitzpatrick swatches).
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
@@ -234,7 +235,18 @@ else:
         }
     }
 
-TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+# Renditions are built by Django's tasks framework: at once, in the request, on one machine;
+# by `manage.py db_worker` processes from a database queue (django-tasks-db) beyond it.
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "immediate")
+if TASKS_BACKEND not in ("immediate", "database"):
+    raise ImproperlyConfigured("TASKS_BACKEND must be 'immediate' or 'database'.")
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend"
+        if TASKS_BACKEND == "database"
+        else "django.tasks.backends.immediate.ImmediateBackend"
+    }
+}
 
 MAILERS = {
     "default": {

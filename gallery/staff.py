@@ -217,6 +217,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "roles": Photo.Role.choices,
         "views": Photo.View.choices,
         "concern_names": ", ".join(c.name for c in case.concerns.all()),
+        "pending": sum(1 for p in photos if p.rendered_at is None),
     }
     return render(request, "staff/case_detail.html", context)
 
@@ -364,3 +365,12 @@ def case_unpublish(request: HttpRequest, pk: int) -> HttpResponse:
     done = "Archived" if archive else "Unpublished"
     messages.success(request, f"{done}: the case and its images left the public gallery.")
     return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.view_case")
+def case_renditions(request: HttpRequest, pk: int) -> JsonResponse:
+    """How many of a case's photos still wait for their renditions (a worker builds them)."""
+    case = get_object_or_404(Case, pk=pk)
+    photos = list(case.photos.values("id", "rendered_at"))
+    pending = sum(1 for p in photos if p["rendered_at"] is None)
+    return JsonResponse({"photos": len(photos), "pending": pending})

@@ -20,6 +20,7 @@ urlpatterns = [
     path("cases/new/<int:patient>/", staff.case_create, name="case-create"),
     path("cases/<int:pk>/", staff.case_detail, name="case"),
     path("cases/<int:pk>/edit/", staff.case_edit, name="case-edit"),
+    path("cases/<int:pk>/renditions.json", staff.case_renditions, name="case-renditions"),
     path("cases/<int:pk>/photos/", staff.photo_upload, name="photo-upload"),
     path("cases/<int:pk>/photos/<int:photo>/delete/", staff.photo_delete, name="photo-delete"),
     path("cases/<int:pk>/photos/<int:photo>/crop/", staff.photo_crop, name="photo-crop"),

@@ -46,6 +46,7 @@ STAFF_ROLES = {
     "staff:case-create": {P, S},
     "staff:case": {P, R, C, S},
     "staff:case-edit": {P, R, S},
+    "staff:case-renditions": {P, R, C, S},
     "staff:photo-upload": {P, R, S},
     "staff:photo-delete": {P, R, S},
     "staff:photo-crop": {P, R, S},

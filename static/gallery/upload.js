@@ -3,6 +3,21 @@
 // own error, so one bad file never holds back the others.
 (function () {
   "use strict";
+  // While a worker builds previews, poll their progress and reload when they are ready.
+  var rendering = document.getElementById("rendering");
+  if (rendering) {
+    var statusUrl = document.getElementById("pairs").getAttribute("data-status");
+    var poll = function () {
+      fetch(statusUrl, { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (s) {
+          if (s.pending === 0) window.location.reload();
+          else setTimeout(poll, 1500);
+        })
+        .catch(function () { setTimeout(poll, 5000); });
+    };
+    setTimeout(poll, 1500);
+  }
   var panel = document.getElementById("upload");
   if (!panel) return;
   var url = panel.getAttribute("data-url");
