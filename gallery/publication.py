@@ -188,13 +188,14 @@ def _rendition_names(photo_ids: list[int]) -> set[str]:
     return {r["name"] for renditions in rows for r in renditions}
 
 
-def build_renditions(case: Case) -> None:
-    """(Re)build the renditions of every photo of a case, pair by pair.
+def build_renditions(case: Case, view: str | None = None) -> None:
+    """(Re)build the renditions of a case's photos, pair by pair (only ``view``'s when
+    given: an upload or a crop changes one pair, and the others need no new work).
 
     New files are written first; the rows switch to them in one transaction; the old
     files are deleted after commit. Then public storage is brought in step.
     """
-    photos = list(case.photos.all())
+    photos = list(case.photos.all() if view is None else case.photos.filter(view=view))
     by_view: dict[str, dict[str, Photo]] = {}
     for photo in photos:
         by_view.setdefault(photo.view, {})[photo.role] = photo
@@ -244,10 +245,10 @@ def build_renditions(case: Case) -> None:
 
 
 @task
-def build_case_renditions(case_id: int) -> None:
+def build_case_renditions(case_id: int, view: str | None = None) -> None:
     case = Case.objects.filter(pk=case_id).first()
     if case is not None:
-        build_renditions(case)
+        build_renditions(case, view)
 
 
 def sync_public_files(case_id: int) -> bool:

@@ -257,7 +257,7 @@ def photo_upload(request: HttpRequest, pk: int) -> JsonResponse:
             status=503,
         )
     try:
-        build_case_renditions.enqueue(case.pk)
+        build_case_renditions.enqueue(case.pk, photo.view)
     except Exception:
         # The original is safe; renditions can be rebuilt (rebuild_renditions or re-crop).
         log.exception("Could not build renditions for case %s", case.pk)
@@ -271,7 +271,8 @@ def photo_delete(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
     case = _editable_case(request, pk)
     target = get_object_or_404(Photo, pk=photo, case=case)
     remove_photo(target)
-    transaction.on_commit(lambda: build_case_renditions.enqueue(case.pk))
+    view = target.view
+    transaction.on_commit(lambda: build_case_renditions.enqueue(case.pk, view))
     messages.success(request, "Photo removed.")
     return redirect("staff:case", pk=case.pk)
 
@@ -308,7 +309,7 @@ def photo_crop(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
         Photo.objects.filter(pk=partner.pk).update(
             crop_left=own.left, crop_top=own.top, crop_width=own.width, crop_height=own.height
         )
-    build_case_renditions.enqueue(case.pk)
+    build_case_renditions.enqueue(case.pk, target.view)
     messages.success(request, "Crop saved; the pair was rendered again.")
     return redirect("staff:case", pk=case.pk)
 

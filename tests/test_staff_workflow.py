@@ -275,3 +275,15 @@ def test_cropping_realigns_the_pair_and_keeps_the_original(
     before = case.photos.get(role="before")
     sizes = lambda p: sorted((r["width"], r["height"]) for r in p.renditions)  # noqa: E731
     assert sizes(before) == sizes(after) and max(sizes(after))[0] == 600
+
+
+def test_an_upload_renders_only_its_own_view(client, photographer, patient_with_consent):
+    case = create_case(client, *patient_with_consent)
+    upload(client, case, skin_jpeg(8, 4, "before", (600, 400)), "b.jpg", "before")
+    upload(client, case, skin_jpeg(8, 4, "after", (600, 400)), "a.jpg", "after")
+    front = {p.pk: [r["name"] for r in p.renditions] for p in case.photos.all()}
+    upload(client, case, skin_jpeg(9, 4, "before", (600, 400)), "c.jpg", "before", view="close_up")
+    assert {
+        p.pk: [r["name"] for r in p.renditions] for p in case.photos.filter(view="front")
+    } == front
+    assert case.photos.get(view="close_up").rendered_at is not None
