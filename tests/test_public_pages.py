@@ -158,3 +158,17 @@ def test_treatment_page_lists_its_public_cases(client):
     assert (
         case.get_absolute_url() not in client.get("/treatments/rf-microneedling/").content.decode()
     )
+
+
+def test_the_first_row_loads_eagerly_the_first_card_first_and_the_rest_lazily(client):
+    from tests.conftest import make_listed_case
+
+    for _ in range(5):
+        make_listed_case()
+    html = client.get("/gallery/").content.decode()
+    imgs = [tag for tag in html.split("<img ")[1:]]
+    assert len(imgs) == 10  # five cards, a before and an after each
+    assert all('fetchpriority="high"' in t for t in imgs[:2])
+    assert all('loading="eager"' in t for t in imgs[2:6])
+    assert all('loading="lazy"' in t for t in imgs[6:])
+    assert all(' width="' in t and ' height="' in t for t in imgs)
