@@ -71,8 +71,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import psycopg
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent  # the Django project root (holds manage.py)
@@ -117,7 +120,7 @@ def scratch_urls(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
-def maintenance_connect(url: str):
+def maintenance_connect(url: str) -> psycopg.Connection[Any]:
     """An autocommit connection to the server's maintenance database (CREATE/DROP
     DATABASE cannot run in a transaction, nor connected to the database itself)."""
     import psycopg
