@@ -29,20 +29,22 @@ def concern_q(slugs) -> Q:
 
 
 class CaseFilter(django_filters.FilterSet):
+    # distinct=False: no filter can repeat a case (treatment follows a forward key, concern
+    # uses Exists), and DISTINCT would sort every matching case on each request.
     treatment = django_filters.MultipleChoiceFilter(
-        field_name="treatment__slug", choices=_treatment_choices, label="Treatment"
+        distinct=False, field_name="treatment__slug", choices=_treatment_choices, label="Treatment"
     )
     concern = django_filters.MultipleChoiceFilter(
-        choices=_concern_choices, method="filter_concern", label="Concern"
+        distinct=False, choices=_concern_choices, method="filter_concern", label="Concern"
     )
     area = django_filters.MultipleChoiceFilter(
-        field_name="body_area", choices=Case.BodyArea.choices, label="Body area"
+        distinct=False, field_name="body_area", choices=Case.BodyArea.choices, label="Body area"
     )
     fitzpatrick = django_filters.MultipleChoiceFilter(
-        choices=FITZPATRICK_CHOICES, label="Fitzpatrick skin type"
+        distinct=False, choices=FITZPATRICK_CHOICES, label="Fitzpatrick skin type"
     )
     skin_type = django_filters.MultipleChoiceFilter(
-        choices=Case.SkinType.choices, label="Skin type"
+        distinct=False, choices=Case.SkinType.choices, label="Skin type"
     )
     depth_min = django_filters.NumberFilter(
         field_name="needle_depth_mm",
