@@ -7,7 +7,7 @@ class GalleryConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
         from PIL import Image
 
         from consent.signals import consent_changed
@@ -25,3 +25,5 @@ class GalleryConfig(AppConfig):
                     sender=self.get_model(model),
                     dispatch_uid=f"gallery-reference-{model}-{signal}",
                 )
+        # After an upgrade (or a restore), the listing is rebuilt from the rule.
+        post_migrate.connect(receivers.relist, sender=self, dispatch_uid="gallery-relist")

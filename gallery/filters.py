@@ -3,9 +3,9 @@
 from decimal import Decimal
 
 import django_filters
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
-from gallery.models import FITZPATRICK_CHOICES, Case, reference_data
+from gallery.models import FITZPATRICK_CHOICES, Case, FacetCell, reference_data
 
 SORTS = {
     "newest": ("-published_at", "-pk"),
@@ -26,6 +26,41 @@ def concern_q(slugs) -> Q:
     # Exists, not a join: a case with two matching concerns must not appear twice.
     through = Case.concerns.through
     return Q(Exists(through.objects.filter(case_id=OuterRef("pk"), concern__slug__in=slugs)))
+
+
+FACET_DIMS = ("treatment", "concern", "area", "fitzpatrick", "skin_type")
+RANGE_FILTERS = ("depth_min", "depth_max", "sessions_min", "sessions_max")
+
+
+def facet_options() -> dict[str, list[str]]:
+    return {
+        "treatment": [s for s, _ in _treatment_choices()],
+        "concern": [s for s, _ in _concern_choices()],
+        "area": [a for a, _ in Case.BodyArea.choices],
+        "fitzpatrick": [str(n) for n, _ in FITZPATRICK_CHOICES],
+        "skin_type": [t for t, _ in Case.SkinType.choices],
+    }
+
+
+def case_q(dim: str, values) -> Q:
+    """A facet's options as a condition on cases."""
+    if dim == "concern":
+        return concern_q(values)
+    field = {"treatment": "treatment__slug", "area": "body_area"}.get(dim, dim)
+    return Q(**{f"{field}__in": list(values)})
+
+
+def cell_q(dim: str, values) -> Q:
+    """The same condition on the facet cube's cells."""
+    if dim == "concern":
+        q = Q()
+        for slug in values:
+            q |= Q(concerns__contains=f",{slug},")
+        return q
+    if dim == "fitzpatrick":
+        values = [int(v) for v in values]
+    field = {"area": "body_area"}.get(dim, dim)
+    return Q(**{f"{field}__in": list(values)})
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -85,51 +120,72 @@ class CaseFilter(django_filters.FilterSet):
         return queryset.filter(concern_q(value)) if value else queryset
 
     def filter_sort(self, queryset: QuerySet, name: str, value) -> QuerySet:
-        return queryset  # ordering is applied by ``ordered()`` after filtering
-
-    def ordered(self) -> QuerySet:
-        self.errors  # noqa: B018  (validate so cleaned_data exists)
-        sort = getattr(self.form, "cleaned_data", {}).get("sort") or "newest"
-        return self.qs.order_by(*SORTS[sort])
+        return queryset  # ordering is applied to the page (``sort_order()``)
 
     # Facets ---------------------------------------------------------------------------
 
-    def active_q(self, exclude: str | None = None) -> Q:
-        """The active filters as one Q, optionally leaving one dimension out."""
-        data = getattr(self.form, "cleaned_data", {}) if self.is_bound else {}
+    def _data(self) -> dict:
+        self.errors  # noqa: B018  (validate before reading cleaned_data)
+        return getattr(self.form, "cleaned_data", {}) if self.is_bound else {}
+
+    def sort_order(self) -> tuple[str, ...]:
+        return SORTS[self._data().get("sort") or "newest"]
+
+    def _range_q(self) -> Q:
         q = Q()
-        for name, value in data.items():
-            if name in ("sort", exclude) or value in (None, "", [], ()):
-                continue
-            if name == "concern":
-                q &= concern_q(value)
-            else:
+        for name in RANGE_FILTERS:
+            value = self._data().get(name)
+            if value not in (None, ""):
                 f = self.filters[name]
-                lookup = "in" if isinstance(value, list) else f.lookup_expr
-                q &= Q(**{f"{f.field_name}__{lookup}": value})
+                q &= Q(**{f"{f.field_name}__{f.lookup_expr}": value})
         return q
 
-    def facets(self, queryset: QuerySet) -> tuple[int, dict[str, dict[str, int]]]:
+    def _count(self, queryset: QuerySet, measure, dim_q, extra: Q, **more) -> tuple:
         """Total and, for each option, how many cases it would give under the other
-        active filters. One aggregate query for all of it."""
-        self.errors  # noqa: B018  (validate before reading cleaned_data)
-        dims = {
-            "treatment": [(s, Q(treatment__slug=s)) for s, _ in _treatment_choices()],
-            "concern": [(s, concern_q([s])) for s, _ in _concern_choices()],
-            "area": [(a, Q(body_area=a)) for a, _ in Case.BodyArea.choices],
-            "fitzpatrick": [(str(n), Q(fitzpatrick=n)) for n, _ in FITZPATRICK_CHOICES],
-            "skin_type": [(t, Q(skin_type=t)) for t, _ in Case.SkinType.choices],
-        }
-        aggregates = {"total": Count("pk", filter=self.active_q())}
+        active filters: one aggregate query for all of it."""
+        data = self._data()
+        active = {dim: data[dim] for dim in FACET_DIMS if data.get(dim)}
+
+        def others(exclude: str | None = None) -> Q:
+            q = extra
+            for dim, values in active.items():
+                if dim != exclude:
+                    q &= dim_q(dim, values)
+            return q
+
+        aggregates = {"total": measure(others()), **more}
         keys = {}
-        for i, (dim, options) in enumerate(dims.items()):
-            others = self.active_q(exclude=dim)
-            for j, (value, option_q) in enumerate(options):
+        for i, (dim, options) in enumerate(facet_options().items()):
+            without = others(exclude=dim)
+            for j, value in enumerate(options):
                 alias = f"f{i}_{j}"
                 keys[alias] = (dim, value)
-                aggregates[alias] = Count("pk", filter=others & option_q)
+                aggregates[alias] = measure(without & dim_q(dim, [value]))
         row = queryset.aggregate(**aggregates)
-        facets: dict[str, dict[str, int]] = {dim: {} for dim in dims}
+        facets: dict[str, dict[str, int]] = {dim: {} for dim in FACET_DIMS}
         for alias, (dim, value) in keys.items():
-            facets[dim][value] = row[alias]
-        return row["total"], facets
+            facets[dim][value] = row[alias] or 0
+        return row["total"] or 0, facets, row
+
+    def live_facets(self) -> tuple[int, dict[str, dict[str, int]]]:
+        """Counted from the rule itself: every public case is checked."""
+        total, facets, _ = self._count(
+            Case.objects.public(), lambda q: Count("pk", filter=q), case_q, self._range_q()
+        )
+        return total, facets
+
+    def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
+        """Total and facet counts: from the generation's cube (``gallery/listing.py``)
+        when every active filter is in it, else live from the rule."""
+        from gallery.listing import ensure_cube
+
+        if generation is None or any(self._data().get(n) not in (None, "") for n in RANGE_FILTERS):
+            return self.live_facets()
+        cells = FacetCell.objects.filter(cube__generation=generation)
+        measure = lambda q: Sum("cases", filter=q)  # noqa: E731
+        total, facets, row = self._count(cells, measure, cell_q, Q(), cells=Count("pk"))
+        if row["cells"] == 0:  # no cube for this generation yet (or an empty gallery)
+            if not ensure_cube(generation):
+                return self.live_facets()
+            total, facets, row = self._count(cells, measure, cell_q, Q(), cells=Count("pk"))
+        return total, facets

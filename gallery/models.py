@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, StringAgg, Subquery, Value
+from django.db.models import Exists, F, OuterRef, Q, StringAgg, Subquery, Value
 from django.db.models.lookups import Exact
 from django.urls import reverse
 from django.utils import timezone
@@ -129,6 +129,12 @@ class CaseQuerySet(models.QuerySet):
             published_at__isnull=False,
         )
 
+    def listed(self, at: datetime | None = None) -> "CaseQuerySet":
+        """The cases the listing holds (``gallery/listing.py``): derived from ``public()``
+        by ``sync_listing``, indexed for the list's sort orders. Never used alone to show
+        a case: the list applies ``public()`` to the rows it picked from here."""
+        return self.filter(listed_until__gt=at or timezone.now())
+
 
 class Case(models.Model):
     class Status(models.TextChoices):
@@ -226,6 +232,13 @@ class Case(models.Model):
         help_text="The reviewer's written reason to publish despite comparability warnings.",
     )
     published_at = models.DateTimeField(null=True, blank=True)
+    listed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set by the publication sync: the consent's expiry while the case is "
+        "public, empty otherwise. The gallery list's indexes read it; the rule decides.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -241,6 +254,28 @@ class Case(models.Model):
             models.Index(fields=["status", "-published_at"]),
             models.Index(fields=["fitzpatrick"]),
             models.Index(fields=["treatment", "status"]),
+            # The list's three sort orders over listed cases: a page reads 24 index
+            # entries in order instead of sorting every public case.
+            models.Index(
+                F("published_at").desc(),
+                F("id").desc(),
+                condition=Q(listed_until__isnull=False),
+                name="gallery_case_listed_newest",
+            ),
+            models.Index(
+                F("session_count").desc(),
+                F("published_at").desc(),
+                F("id").desc(),
+                condition=Q(listed_until__isnull=False),
+                name="gallery_case_listed_sessions",
+            ),
+            models.Index(
+                F("needle_depth_mm").desc(),
+                F("published_at").desc(),
+                F("id").desc(),
+                condition=Q(listed_until__isnull=False),
+                name="gallery_case_listed_depth",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -486,6 +521,33 @@ class Photo(models.Model):
                 }
             )
         return sources
+
+
+class FacetCube(models.Model):
+    """Facet counts of one publication generation (``gallery/listing.py``)."""
+
+    generation = models.CharField(max_length=64, unique=True)
+    built_at = models.DateTimeField(default=timezone.now)
+    cases = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.generation}: {self.cases} cases"
+
+
+class FacetCell(models.Model):
+    """How many public cases share one combination of the faceted facts."""
+
+    cube = models.ForeignKey(FacetCube, on_delete=models.CASCADE, related_name="cells")
+    treatment = models.SlugField()
+    body_area = models.CharField(max_length=20)
+    fitzpatrick = models.PositiveSmallIntegerField()
+    skin_type = models.CharField(max_length=20)
+    # The case's concern slugs, sorted, between commas: ",acne-scars,pigmentation,".
+    concerns = models.CharField(max_length=500)
+    cases = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.cube_id}: {self.cases}"
 
 
 def public_name(public_key: str, rendition: dict) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from gallery import images
 from gallery.cache import new_generation
+from gallery.listing import sync_listing
 from gallery.models import Case, Photo, public_name
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,12 @@ def sync_public_files(case_id: int) -> bool:
         log.exception("Could not bring public storage in step for case %s", case_id)
         return False
     finally:
+        # The listing follows the rule whatever happened to the files (a case taken
+        # down stays unlisted even if a copy could not be deleted).
+        try:
+            sync_listing([case_id])
+        except Exception:
+            log.exception("Could not update the listing for case %s", case_id)
         new_generation()
 
 
@@ -341,6 +348,7 @@ class SyncReport:
         self.taken_down: list[int] = []
         self.put_up: list[int] = []
         self.expiring: list = []
+        self.relisted = 0
 
 
 def sync_publication(expiring_days: int = 30) -> SyncReport:
@@ -377,6 +385,10 @@ def sync_publication(expiring_days: int = 30) -> SyncReport:
     for case_id in sorted(missing):
         if sync_public_files(case_id):
             report.put_up.append(case_id)
+    # Cases whose listing had drifted from the rule (changed outside the app's paths).
+    report.relisted = sync_listing()
+    if report.relisted:
+        new_generation()
     report.expiring = list(
         Consent.objects.expiring_within(expiring_days)
         .select_related("patient")

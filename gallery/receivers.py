@@ -24,3 +24,20 @@ def reference_data_changed(sender, **kwargs) -> None:
 
     cache.delete(REFERENCE_CACHE_KEY)
     new_generation()
+
+
+def relist(sender, using="default", **kwargs) -> None:
+    """After migrations: bring the listing in step with the rule (``gallery/listing.py``)."""
+    from gallery.listing import sync_listing
+
+    if sync_listing():
+        new_generation_quietly()
+
+
+def new_generation_quietly() -> None:
+    from gallery.cache import new_generation
+
+    try:
+        new_generation()
+    except Exception:  # no cache table or server during a migration: nothing is cached
+        pass

@@ -23,8 +23,9 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
-from gallery.cache import cached_public_page
-from gallery.filters import CaseFilter
+from gallery.cache import cached_public_page, current_generation
+from gallery.filters import SORTS, CaseFilter
+from gallery.listing import page_of
 from gallery.models import (
     FITZPATRICK_CHOICES,
     FITZPATRICK_INFO,
@@ -51,14 +52,15 @@ def _page_number(raw: str | None, pages: int) -> int | None:
 
 def _gallery_page(request: HttpRequest):
     """Filter, count, facet and slice the public cases for the list page and the API."""
-    filterset = CaseFilter(request.GET or None, queryset=Case.objects.public())
-    total, facets = filterset.facets(Case.objects.public())
+    filterset = CaseFilter(request.GET or None, queryset=Case.objects.listed())
+    total, facets = filterset.facets(current_generation())
     pages = max(1, math.ceil(total / PER_PAGE))
     number = _page_number(request.GET.get("page"), pages)
     cases = []
     if number is not None and total:
         start = (number - 1) * PER_PAGE
-        cases = list(filterset.ordered().for_display()[start : start + PER_PAGE])
+        page = page_of(filterset.qs, filterset.sort_order(), start, PER_PAGE)
+        cases = list(page.for_display())
     return filterset, total, facets, pages, number, cases
 
 
@@ -115,8 +117,8 @@ def _canonical(request: HttpRequest) -> str:
 @require_GET
 @cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
-    featured = list(Case.objects.public().order_by("-published_at").for_display()[:6])
-    _, facets = CaseFilter(None, queryset=Case.objects.public()).facets(Case.objects.public())
+    featured = list(page_of(Case.objects.listed(), SORTS["newest"], 0, 6).for_display())
+    _, facets = CaseFilter(None, queryset=Case.objects.listed()).facets(current_generation())
     return render(
         request,
         "gallery/home.html",

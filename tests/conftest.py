@@ -208,6 +208,18 @@ def make_case(photos=True, concerns=("acne-scars",), **kw) -> Case:
     if photos:
         for role in ("before", "after"):
             make_photo_row(case, role)
+    return relist(case)
+
+
+def relist(case: Case) -> Case:
+    """What the app does after any change to a case's standing (``sync_public_files``):
+    bring the listing in step with the rule and start a new publication generation."""
+    from gallery.cache import new_generation
+    from gallery.listing import sync_listing
+
+    sync_listing([case.pk])
+    new_generation()
+    case.refresh_from_db(fields=["listed_until"])
     return case
 
 
@@ -217,7 +229,7 @@ def make_listed_case(**kw) -> Case:
     case = make_case(photos=False, **kw)
     for role in ("before", "after"):
         make_photo_row(case, role, public_key=f"k{next(_counter)}")
-    return case
+    return relist(case)
 
 
 def make_photo_row(case, role, view="front", rendered=True, **kw) -> Photo:

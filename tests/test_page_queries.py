@@ -8,8 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from gallery import views
-from gallery.cache import new_generation
-from gallery.models import Treatment
+from gallery.cache import current_generation, new_generation
+from gallery.filters import CaseFilter
+from gallery.listing import ensure_cube
+from gallery.models import Case, FacetCell, FacetCube, Treatment
 from tests.conftest import make_listed_case, make_user
 
 pytestmark = pytest.mark.django_db
@@ -48,11 +50,13 @@ def no_storage_no_images(monkeypatch):
 
 
 def queries_for(client, url) -> tuple[int, object]:
-    """Queries of one request that misses the page cache, with the shared reference data
-    and publication generation already cached (as they are on a running site)."""
+    """Queries of one request that misses the page cache, with the shared reference data,
+    the publication generation and its facet cube already there (as they are on a running
+    site: the cube is built once per generation, see the test below)."""
     client.get("/healthz")
     client.get("/gallery/")
     new_generation()  # a fresh generation: the page cache misses, the lookup does not
+    assert ensure_cube(current_generation())
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     assert response.status_code == 200, url
@@ -106,3 +110,37 @@ def test_case_treatment_and_home_pages_run_at_most_three_queries(
     # The similar cases are shown, with their photos, within those queries.
     count, response = queries_for(client, case.get_absolute_url())
     assert response.content.decode().count('<article class="card') == 4
+
+
+def test_the_facet_cube_is_built_once_per_generation_and_counts_like_the_rule(
+    client, many_cases, no_storage_no_images
+):
+    # Cases with two concerns: one cell each, counted once under "either concern".
+    make_listed_case(concerns=("pigmentation", "acne-scars"), fitzpatrick=3)
+    make_listed_case(concerns=("acne-scars", "pigmentation"), fitzpatrick=3)
+    client.get("/healthz")
+    generation = new_generation()
+    with CaptureQueriesContext(connection) as ctx:
+        first = client.get("/gallery/?fitzpatrick=3")
+    assert first.status_code == 200
+    assert FacetCube.objects.filter(generation=generation).count() == 1
+    building = len(ctx.captured_queries)
+    with CaptureQueriesContext(connection) as ctx:
+        client.get("/api/cases/?fitzpatrick=4")
+    assert len(ctx.captured_queries) <= 3 < building
+    assert FacetCube.objects.filter(generation=generation).count() == 1
+    cube = FacetCube.objects.get(generation=generation)
+    assert cube.cases == Case.objects.public().count() == CASES + 2
+    cells = FacetCell.objects.filter(cube=cube)
+    assert sum(cells.values_list("cases", flat=True)) == CASES + 2
+    assert cells.get(concerns=",acne-scars,pigmentation,").cases == 2
+    # Every filter set gives the same counts from the cube as from the rule itself.
+    for query in [
+        {},
+        {"fitzpatrick": ["3", "4"]},
+        {"treatment": ["rf-microneedling"], "concern": ["acne-scars", "pigmentation"]},
+        {"concern": ["texture-pores"], "skin_type": ["normal"], "area": ["face"]},
+        {"treatment": ["microneedling"], "fitzpatrick": ["6"], "concern": ["acne-scars"]},
+    ]:
+        filterset = CaseFilter(query or None, queryset=Case.objects.listed())
+        assert filterset.facets(generation) == filterset.live_facets(), query

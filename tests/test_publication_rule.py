@@ -6,8 +6,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from gallery.filters import SORTS
+from gallery.listing import page_of, sync_listing
 from gallery.models import Case
-from tests.conftest import make_case, make_consent, make_patient, make_photo_row, make_user
+from tests.conftest import (
+    make_case,
+    make_consent,
+    make_patient,
+    make_photo_row,
+    make_user,
+    relist,
+)
 
 # Each condition of the rule, with the ways it can hold (first) or fail (the rest).
 STATUS = ["published", "draft", "review", "archived"]
@@ -59,7 +68,7 @@ def build(status, standing, fit, identity, pairs) -> Case:
             "left_profile" if pairs == "views_differ" else "front",
             rendered=pairs != "unrendered",
         )
-    return case
+    return relist(case)
 
 
 def expected(status, standing, fit, identity, pairs) -> bool:
@@ -88,6 +97,20 @@ def test_queryset_and_property_agree_over_every_combination():
     assert sum(expected(*c) for c in COMBINATIONS) == 2
     assert len(public_ids) == 2
 
+    # The listing (gallery/listing.py) is derived from the rule and agrees with it ...
+    assert set(Case.objects.listed().values_list("pk", flat=True)) == public_ids
+    for case in Case.objects.filter(pk__in=public_ids).select_related("consent"):
+        assert case.listed_until == case.consent.expires_at
+    # ... and a listing gone wrong (every case listed, far into the future) still shows
+    # no case the rule refuses: a page applies the rule to the rows it picks.
+    Case.objects.update(listed_until=timezone.now() + timedelta(days=3650))
+    page = page_of(Case.objects.listed(), SORTS["newest"], 0, len(COMBINATIONS))
+    assert {c.pk for c in page} == public_ids
+    # The publication sync puts it right, and says how many rows it corrected.
+    assert sync_listing() == len(COMBINATIONS)
+    assert set(Case.objects.listed().values_list("pk", flat=True)) == public_ids
+    assert sync_listing() == 0
+
 
 @pytest.mark.django_db
 def test_a_case_with_two_complete_pairs_appears_once():
@@ -114,3 +137,11 @@ def test_consent_expiring_now_hides_the_case_at_request_time():
     later = case.consent.expires_at + timedelta(seconds=1)
     assert not Case.objects.public(at=later).exists()
     assert Case.objects.public().exists()
+
+
+@pytest.mark.django_db
+def test_the_listing_ends_when_the_consent_expires():
+    case = make_case()
+    later = case.consent.expires_at + timedelta(seconds=1)
+    assert list(Case.objects.listed()) == [case]
+    assert not Case.objects.listed(at=later).exists()

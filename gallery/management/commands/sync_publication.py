@@ -31,6 +31,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{len(report.expired)} expiry event(s), {len(report.taken_down)} case(s) "
-                f"taken down, {len(report.expiring)} consent(s) expiring soon."
+                f"taken down, {report.relisted} listing row(s) corrected, "
+                f"{len(report.expiring)} consent(s) expiring soon."
             )
         )

@@ -1,0 +1,147 @@
+"""The gallery list at any size: a listing and facet counts derived from the rule.
+
+``Case.objects.public()`` is the publication rule and stays the only one. Evaluated for
+every case on every request, though, it makes the list's cost grow with the gallery:
+counting and faceting 100,000 public cases checked every case's consent and photos.
+Two derived structures keep the list's cost flat; neither is trusted on its own.
+
+The listing — ``Case.listed_until``
+    ``sync_listing`` sets it, for the cases the rule admits, to their consent's expiry,
+    and clears it for every other case. It runs wherever public files are brought in
+    step (``sync_public_files``: publish, unpublish, archive, withdrawal, a new consent,
+    new renditions) and for every case in ``sync_publication``. Partial indexes over
+    listed cases, one per sort order, let a page read its 24 rows in order. The page
+    query then applies ``public()`` to those rows, so a stale listing can leave a case
+    out of the list for a while, but it can never show one the rule refuses.
+
+The facet cube — ``FacetCube`` / ``FacetCell``
+    For each publication generation (``gallery/cache.py``: any change to what is public
+    starts a new one, and so does the next consent expiry), the number of public cases
+    per combination of treatment, body area, Fitzpatrick type, skin type and concern
+    set, counted once from ``public()`` by the first request that needs it. Totals and
+    facet counts then add up cells (about 11,000 at 100,000 cases) instead of checking
+    cases. Within a generation what is public does not change, so the counts are exact.
+    The depth and session range filters are not in the cube (they would multiply its
+    cells); with one of them set, the counts are taken from ``public()`` directly.
+
+Why by hand: PostgreSQL's materialized views are refreshed whole and outside the
+request's notion of a publication generation, and do not exist on SQLite; no Django
+package keeps a count cube consistent with a rule written as a queryset.
+"""
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, OuterRef, StringAgg, Subquery, Value
+from django.utils import timezone
+
+from gallery.models import Case, FacetCell, FacetCube
+
+log = logging.getLogger(__name__)
+
+# Cubes of earlier generations are kept this long for requests still reading them.
+OLD_CUBE_GRACE = timedelta(minutes=5)
+
+
+def sync_listing(case_ids=None) -> int:
+    """Bring ``listed_until`` in step with the rule for these cases (all when None).
+    Returns how many rows changed."""
+    from consent.models import Consent
+
+    scope = Case.objects.all() if case_ids is None else Case.objects.filter(pk__in=case_ids)
+    public = Case.objects.public().values("pk")
+    changed = (
+        scope.filter(listed_until__isnull=False).exclude(pk__in=public).update(listed_until=None)
+    )
+    expiry = Consent.objects.filter(pk=OuterRef("consent_id")).values("expires_at")[:1]
+    changed += (
+        scope.filter(pk__in=public)
+        .exclude(listed_until=Subquery(expiry))
+        .update(listed_until=Subquery(expiry))
+    )
+    return changed
+
+
+def page_of(listed, order: tuple[str, ...], start: int, size: int):
+    """One page of the list: its rows picked in index order from the listing, then
+    checked against the rule itself."""
+    picked = listed.order_by(*order).values("pk")[start : start + size]
+    return Case.objects.public().filter(pk__in=picked).order_by(*order)
+
+
+def _concern_key(slugs) -> str:
+    return "," + ",".join(sorted(s for s in slugs if s)) + ","
+
+
+def build_cube(generation: str) -> FacetCube:
+    """Count the public cases per combination of faceted facts, for this generation.
+
+    The header row is written first: on PostgreSQL a second request building the same
+    generation waits on its unique key, then finds the first one's cube.
+    """
+    concern_list = (
+        Case.concerns.through.objects.filter(case_id=OuterRef("pk"))
+        .values("case_id")
+        .annotate(joined=StringAgg("concern__slug", Value(",")))
+        .values("joined")
+    )
+    try:
+        with transaction.atomic():
+            cube = FacetCube.objects.create(generation=generation)
+            rows = (
+                Case.objects.public()
+                .annotate(concern_list=Subquery(concern_list))
+                .values("treatment__slug", "body_area", "fitzpatrick", "skin_type", "concern_list")
+                .annotate(n=Count("pk"))
+                .order_by()
+            )
+            counts: Counter = Counter()
+            for row in rows:
+                # The aggregate's order is not fixed on every database: sort here.
+                key = (
+                    row["treatment__slug"],
+                    row["body_area"],
+                    row["fitzpatrick"],
+                    row["skin_type"],
+                    _concern_key((row["concern_list"] or "").split(",")),
+                )
+                counts[key] += row["n"]
+            FacetCell.objects.bulk_create(
+                (
+                    FacetCell(
+                        cube=cube,
+                        treatment=t,
+                        body_area=a,
+                        fitzpatrick=f,
+                        skin_type=s,
+                        concerns=c,
+                        cases=n,
+                    )
+                    for (t, a, f, s, c), n in counts.items()
+                ),
+                batch_size=2000,
+            )
+            cube.cases = sum(counts.values())
+            cube.save(update_fields=["cases"])
+    except IntegrityError:
+        return FacetCube.objects.get(generation=generation)
+    FacetCube.objects.exclude(pk=cube.pk).filter(
+        built_at__lt=timezone.now() - OLD_CUBE_GRACE
+    ).delete()
+    return cube
+
+
+def ensure_cube(generation: str) -> bool:
+    """Make sure this generation's cube exists. False when it could not be built (the
+    caller counts from the rule instead)."""
+    if FacetCube.objects.filter(generation=generation).exists():
+        return True
+    try:
+        build_cube(generation)
+    except DatabaseError:
+        # SQLite busy with a writer, a lost connection: counting live is slower, not wrong.
+        log.warning("Could not build the facet cube for %s", generation, exc_info=True)
+        return False
+    return True
