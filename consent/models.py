@@ -170,6 +170,9 @@ class Consent(models.Model):
             ("withdraw_consent", "Can withdraw a consent"),
             ("export_evidence", "Can export a consent evidence bundle"),
         ]
+        # The next expiry (the page cache's horizon, gallery/cache.py) and the consents
+        # expiring soon are read in expiry order.
+        indexes = [models.Index(fields=["expires_at"], name="consent_expires_at_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(expires_at__gt=F("signed_at")),

@@ -18,6 +18,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -26,12 +27,18 @@ PAGE_TTL = 600
 
 
 def _next_expiry() -> datetime | None:
+    """The earliest expiry among active consents that have a published case: never later
+    than the first public case's consent expiry (every public case has such a consent),
+    and found through the expiry index instead of checking every public case."""
+    from consent.models import Consent
     from gallery.models import Case
 
+    published = Case.objects.filter(consent_id=OuterRef("pk"), status=Case.Status.PUBLISHED)
     return (
-        Case.objects.public()
-        .order_by("consent__expires_at")
-        .values_list("consent__expires_at", flat=True)
+        Consent.objects.active()
+        .filter(Exists(published))
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)
         .first()
     )
 

@@ -24,8 +24,13 @@ def _concern_choices():
 
 def concern_q(slugs) -> Q:
     # Exists, not a join: a case with two matching concerns must not appear twice.
+    ids = [reference_data()["concern_ids"].get(s, 0) for s in slugs]
     through = Case.concerns.through
-    return Q(Exists(through.objects.filter(case_id=OuterRef("pk"), concern__slug__in=slugs)))
+    return Q(Exists(through.objects.filter(case_id=OuterRef("pk"), concern_id__in=ids)))
+
+
+def treatment_q(slugs) -> Q:
+    return Q(treatment_id__in=[reference_data()["treatment_ids"].get(s, 0) for s in slugs])
 
 
 FACET_DIMS = ("treatment", "concern", "area", "fitzpatrick", "skin_type")
@@ -46,7 +51,9 @@ def case_q(dim: str, values) -> Q:
     """A facet's options as a condition on cases."""
     if dim == "concern":
         return concern_q(values)
-    field = {"treatment": "treatment__slug", "area": "body_area"}.get(dim, dim)
+    if dim == "treatment":
+        return treatment_q(values)
+    field = {"area": "body_area"}.get(dim, dim)
     return Q(**{f"{field}__in": list(values)})
 
 
@@ -67,7 +74,7 @@ class CaseFilter(django_filters.FilterSet):
     # distinct=False: no filter can repeat a case (treatment follows a forward key, concern
     # uses Exists), and DISTINCT would sort every matching case on each request.
     treatment = django_filters.MultipleChoiceFilter(
-        distinct=False, field_name="treatment__slug", choices=_treatment_choices, label="Treatment"
+        distinct=False, choices=_treatment_choices, method="filter_treatment", label="Treatment"
     )
     concern = django_filters.MultipleChoiceFilter(
         distinct=False, choices=_concern_choices, method="filter_concern", label="Concern"
@@ -115,6 +122,9 @@ class CaseFilter(django_filters.FilterSet):
     class Meta:
         model = Case
         fields: list[str] = []
+
+    def filter_treatment(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(treatment_q(value)) if value else queryset
 
     def filter_concern(self, queryset: QuerySet, name: str, value) -> QuerySet:
         return queryset.filter(concern_q(value)) if value else queryset

@@ -556,8 +556,10 @@ def public_name(public_key: str, rendition: dict) -> str:
 
 
 def reference_data() -> dict:
-    """Treatments and concerns (slug -> name), cached: the filters and facets need them
-    on every request and they change only when an admin edits them."""
+    """Treatments and concerns (slug -> name, and slug -> id under "*_ids"), cached: the
+    filters and facets need them on every request and they change only when an admin
+    edits them. Filters compare ids, so PostgreSQL estimates them from the case table's
+    own statistics instead of a join on a slug."""
     from django.core.cache import cache
 
     data = cache.get(REFERENCE_CACHE_KEY)
@@ -565,9 +567,11 @@ def reference_data() -> dict:
         data = {
             "treatments": dict(Treatment.objects.values_list("slug", "name")),
             "concerns": dict(Concern.objects.values_list("slug", "name")),
+            "treatment_ids": dict(Treatment.objects.values_list("slug", "id")),
+            "concern_ids": dict(Concern.objects.values_list("slug", "id")),
         }
         cache.set(REFERENCE_CACHE_KEY, data, 3600)
     return data
 
 
-REFERENCE_CACHE_KEY = "gallery:reference:v1"
+REFERENCE_CACHE_KEY = "gallery:reference:v2"

@@ -10,9 +10,17 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from consent.models import ConsentEvent
+from gallery.cache import current_generation
 from gallery.models import Case, Photo
 from gallery.publication import add_photo, build_renditions
-from tests.conftest import make_consent, make_public_case, skin_jpeg, stored_files
+from tests.conftest import (
+    make_case,
+    make_consent,
+    make_listed_case,
+    make_public_case,
+    skin_jpeg,
+    stored_files,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +60,26 @@ def test_sync_publication_lists_consents_expiring_within_30_days():
     output = run("sync_publication")
     assert soon.patient.reference in output
     assert "1 consent(s) expiring soon" in output
+
+
+def test_sync_publication_corrects_a_listing_changed_outside_the_app(client):
+    shown = make_listed_case(fitzpatrick=2)
+    hidden = make_listed_case(fitzpatrick=5)
+    # Rows edited behind the app's back (a restore, a hand-written UPDATE): one public
+    # case unlisted, one listed past its consent's expiry, a draft listed.
+    draft = make_case(status="draft", published_at=None)
+    Case.objects.filter(pk=hidden.pk).update(listed_until=None)
+    far = timezone.now() + timedelta(days=3650)
+    Case.objects.filter(pk__in=[shown.pk, draft.pk]).update(listed_until=far)
+    api = client.get("/api/cases/").json()
+    assert [c["id"] for c in api["results"]] == [shown.public_id]  # never the draft
+    generation = current_generation()
+    assert "3 listing row(s) corrected" in run("sync_publication")
+    assert current_generation() != generation  # counts and pages are computed afresh
+    api = client.get("/api/cases/").json()
+    assert api["count"] == 2
+    assert {c["id"] for c in api["results"]} == {shown.public_id, hidden.public_id}
+    assert "0 listing row(s) corrected" in run("sync_publication")
 
 
 def test_sync_publication_restores_missing_public_files():
