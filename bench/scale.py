@@ -19,24 +19,30 @@ Targets (from the issue):
 
 What it does:
 
-1. Creates a fresh database ``scalebench_<hex>`` on the server of ``DATABASE_URL`` (which
-   must be PostgreSQL), points Django at it, migrates, and always drops it at the end.
-2. Loads 1,000 public cases plus ~10% that the publication rule must reject (drafts,
-   withdrawn, expired and website-less consents, unrendered photos), with COPY: patients,
-   consents, cases, their concerns and two photos each (before/after, front view) with
-   rendition entries and a public key but no files (the list page never touches storage).
-   ``VACUUM (ANALYZE)``, as autovacuum would have done on a database that grew slowly.
-3. Measures every URL: ``--warmup`` rounds, then ``--requests`` rounds (URL order rotated
-   every round), the view called in-process through ``RequestFactory``. The page cache
-   (``gallery/cache.py``) is bypassed by calling the view beneath its decorators
-   (``inspect.unwrap``): cached, every page would answer in the same time at any size.
-   The reference-data cache stays warm (shared, cheap, unrelated to the case count).
-   Each timed request also records the wall time of its queries by kind (facet
-   aggregate, page rows, photos prefetch) through ``connection.execute_wrapper``, so the
-   time can be split into queries and Python. One more request per URL is run under
+1. Creates two fresh databases ``scalebench_<hex>_small`` and ``_large`` on the server of
+   ``DATABASE_URL`` (which must be PostgreSQL), migrates both, and always drops them.
+2. Loads 1,000 public cases into the first and 100,000 into the second, each plus ~10% that
+   the publication rule must reject (drafts, withdrawn, expired and website-less consents,
+   unrendered photos), with COPY: patients, consents, cases, their concerns and two photos
+   each (before/after, front view) with rendition entries and a public key but no files (the
+   list page never touches storage). ``VACUUM (ANALYZE)``, as autovacuum would have done on
+   a database that grew slowly. The COPY bypassed the app, so the app's own ``sync_listing``
+   then marks the listed cases (``sync_publication`` does the same on a running site) and
+   the generation's facet cube is built once (``gallery/listing.py``); both are timed and
+   printed, the cube build being what the first list request after a publication change
+   costs.
+3. Measures every URL on both databases in the same process: ``--warmup`` rounds, then
+   ``--requests`` rounds, each round measuring both sizes (in alternating order, the
+   connection switched between them untimed, URL order rotated every round), so that a
+   change in the machine's load lands on both sizes alike. The view is called in-process
+   through ``RequestFactory``. The page cache (``gallery/cache.py``) is bypassed by calling
+   the view beneath its decorators (``inspect.unwrap``): cached, every page would answer in
+   the same time at any size. The reference-data cache stays warm (shared, cheap, unrelated
+   to the case count). Each timed request also records the wall time of its queries by kind
+   (facet aggregate, page rows, photos prefetch) through ``connection.execute_wrapper``, so
+   the time can be split into queries and Python. One more request per URL is run under
    ``CaptureQueriesContext`` to count its queries and keep their SQL.
-4. Grows the same database to 100,000 public cases (~111,000 in all), vacuums and
-   analyses again, and measures again in the same process.
+4. (The large database holds ~111,000 cases in all, 100,000 of them public.)
 5. Runs ``EXPLAIN (ANALYZE, BUFFERS)`` on every captured query at 100,000 and prints the
    plans, the scans they use (index or sequential), their slowest nodes, their worst row
    estimate, where each request's time goes, and the table of medians, ratios and query
@@ -561,26 +567,49 @@ def page_check(target: Target, response: Any) -> str:
     return f"total {total.group(1) if total else '?'}, {cards} cards"
 
 
-def measure(items: list[Target], requests: int, warmup: int) -> dict[str, Result]:
+@dataclass
+class Database:
+    """One scratch database of the run, with what the page cache keeps for it."""
+
+    label: str
+    name: str
+    public: int = 0
+    generation: Any = None  # the cache's publication generation entry for this database
+
+
+def use(db: Database) -> None:
+    """Point Django's connection (and the shared cache's publication generation) at one
+    of the run's databases. The new connection is opened here, untimed."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from gallery.cache import GENERATION_KEY
+
+    connection.close()
+    connection.settings_dict["NAME"] = db.name
+    if db.generation is not None:
+        cache.set(GENERATION_KEY, db.generation, None)
+    connection.ensure_connection()
+
+
+def timed(t: Target, result: Result) -> None:
+    from django.db import connection
+
+    timer = QueryTimer()
+    with connection.execute_wrapper(timer):
+        c0, t0 = time.process_time(), time.perf_counter()
+        call(t)
+        elapsed = (time.perf_counter() - t0) * 1000
+        cpu = (time.process_time() - c0) * 1000
+    result.times_ms.append(elapsed)
+    result.query_ms.append(timer.ms)
+    result.cpu_ms.append(cpu)
+
+
+def count_queries(items: list[Target], results: dict[str, Result]) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    results = {t.path: Result(t.path) for t in items}
-    for _ in range(warmup):  # connection, template and plan caches, shared buffers
-        for t in items:
-            call(t)
-    for n in range(requests):
-        # Rotate the order every round, so drift in machine load spreads over every URL.
-        for t in items[n % len(items) :] + items[: n % len(items)]:
-            timer = QueryTimer()
-            with connection.execute_wrapper(timer):
-                c0, t0 = time.process_time(), time.perf_counter()
-                call(t)
-                elapsed = (time.perf_counter() - t0) * 1000
-                cpu = (time.process_time() - c0) * 1000
-            results[t.path].times_ms.append(elapsed)
-            results[t.path].query_ms.append(timer.ms)
-            results[t.path].cpu_ms.append(cpu)
     for t in items:
         # Queries counted in a request of their own: the capture wraps every cursor.
         with CaptureQueriesContext(connection) as captured:
@@ -588,6 +617,46 @@ def measure(items: list[Target], requests: int, warmup: int) -> dict[str, Result
         results[t.path].queries = len(captured.captured_queries)
         results[t.path].sql = [q["sql"] for q in captured.captured_queries]
         results[t.path].check = page_check(t, response)
+
+
+def measure(items: list[Target], requests: int, warmup: int) -> dict[str, Result]:
+    """Every URL on the current database, ``requests`` rounds."""
+    results = {t.path: Result(t.path) for t in items}
+    for _ in range(warmup):  # connection, template and plan caches, shared buffers
+        for t in items:
+            call(t)
+    for n in range(requests):
+        # Rotate the order every round, so drift in machine load spreads over every URL.
+        for t in items[n % len(items) :] + items[: n % len(items)]:
+            timed(t, results[t.path])
+    count_queries(items, results)
+    return results
+
+
+def measure_interleaved(
+    items: list[Target], dbs: list[Database], requests: int, warmup: int
+) -> list[dict[str, Result]]:
+    """Every URL on every database, round by round: each round measures both sizes (in
+    alternating order), so a change in the machine's load lands on both alike instead
+    of on whichever size happened to be measured at the time."""
+    results = [{t.path: Result(t.path) for t in items} for _ in dbs]
+    for db in dbs:
+        use(db)
+        for _ in range(warmup):
+            for t in items:
+                call(t)
+    for n in range(requests):
+        order = list(enumerate(dbs))
+        if n % 2:
+            order.reverse()
+        for i, db in order:
+            use(db)
+            call(items[0])  # untimed: the fresh connection's first query
+            for t in items[n % len(items) :] + items[: n % len(items)]:
+                timed(t, results[i][t.path])
+    for i, db in enumerate(dbs):
+        use(db)
+        count_queries(items, results[i])
     return results
 
 
@@ -924,38 +993,44 @@ def load_note() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def size(
-    gen: Generator, items: list[Target], public: int, args: argparse.Namespace
-) -> dict[str, Result]:
-    """Grow to ``public`` public cases, check the rule counts them, measure."""
+def fill(db: Database, public: int) -> None:
+    """Migrate one database and load ``public`` public cases (plus the hidden ones)."""
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from gallery.cache import GENERATION_KEY
+
+    use(db)
+    call_command("migrate", verbosity=0, interactive=False)
+    gen = Generator(reference_rows(), timezone.now())
     seconds = grow(gen, public)
     got = public_count()
-    print(f"loaded: {gen.next_id - 1:,} cases, {got:,} public ({seconds:.1f} s)", flush=True)
+    print(
+        f"{db.label}: {gen.next_id - 1:,} cases, {got:,} public, loaded in {seconds:.1f} s",
+        flush=True,
+    )
     if got != public:
         raise SystemExit(f"expected {public} public cases, public() counts {got}")
     prepare_listing(public)
-    t0 = time.perf_counter()
-    results = measure(items, args.requests, args.warmup)
-    print(f"measured {public:,} in {time.perf_counter() - t0:.0f} s; {load_note()}")
-    for path, r in results.items():
-        print(f"  {path}: {r.check}")
-    return results
+    db.public = public
+    db.generation = cache.get(GENERATION_KEY)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, names: list[str]) -> int:
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.utils import timezone
 
     from gallery.models import reference_data
 
+    small_db = Database(f"{args.small:,} public cases", names[0])
+    large_db = Database(f"{args.large:,} public cases", names[1])
     t0 = time.perf_counter()
-    call_command("migrate", verbosity=0, interactive=False)
     call_command("collectstatic", verbosity=0, interactive=False)
-    print(f"migrate + collectstatic: {time.perf_counter() - t0:.1f} s", flush=True)
+    fill(small_db, args.small)
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         print(cursor.fetchone()[0])
@@ -965,13 +1040,18 @@ def run(args: argparse.Namespace) -> int:
             "'max_parallel_workers_per_gather') ORDER BY name"
         )
         print("  " + ", ".join(f"{n}={s}" for n, s in cursor.fetchall()))
+    fill(large_db, args.large)
+    print(f"both databases ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    gen = Generator(reference_rows(), timezone.now())
-    reference_data()  # warm: every request reads it, at any size
+    reference_data()  # warm: every request reads it, at any size (same rows in both)
     items = targets()
-
-    small = size(gen, items, args.small, args)
-    large = size(gen, items, args.large, args)
+    t0 = time.perf_counter()
+    small, large = measure_interleaved(items, [small_db, large_db], args.requests, args.warmup)
+    print(f"measured both, interleaved, in {time.perf_counter() - t0:.0f} s; {load_note()}")
+    for db, results in ((small_db, small), (large_db, large)):
+        for path, r in results.items():
+            print(f"  {db.label}: {path}: {r.check}")
+    use(large_db)
     plans = explain_all(large)
 
     print()
@@ -1069,24 +1149,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     target_url, name = scratch_urls(url)
-    create_database(url, name)
-    print(f"scratch database {name} on {urlsplit(url).hostname}:{urlsplit(url).port or 5432}")
+    names = [f"{name}_small", f"{name}_large"]
     started = time.perf_counter()
     try:
+        for each in names:
+            create_database(url, each)
+        where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 5432}"
+        print(f"scratch databases {', '.join(names)} on {where}")
         with tempfile.TemporaryDirectory(prefix="scalebench-") as tmp:
-            configure_environment(target_url, Path(tmp))
-            return run(args)
+            configure_environment(target_url.replace(name, names[0]), Path(tmp))
+            return run(args, names)
     finally:
         if "django" in sys.modules:
             from django.db import connections
 
             connections.close_all()
-        try:
-            drop_database(url, name)
-            print(f"dropped {name}; {time.perf_counter() - started:.0f} s in all")
-        except (SystemExit, Exception) as exc:
-            # Reported, not raised: raising here would hide the error that got us here.
-            print(f"could not drop {name} ({exc}); drop it by hand", file=sys.stderr)
+        for each in names:
+            try:
+                drop_database(url, each)
+                print(f"dropped {each}; {time.perf_counter() - started:.0f} s in all")
+            except (SystemExit, Exception) as exc:
+                # Reported, not raised: raising here would hide the error that got us here.
+                print(f"could not drop {each} ({exc}); drop it by hand", file=sys.stderr)
 
 
 if __name__ == "__main__":
