@@ -171,8 +171,14 @@ def case_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# Similar cases are chosen among this many recent candidates: ranking every public case
+# that shares a concern or the treatment would read most of a large gallery per page.
+SIMILAR_CANDIDATES = 200
+
+
 def similar_cases(case: Case, limit: int = 4) -> list[Case]:
-    """Same concern or treatment, nearest Fitzpatrick type first."""
+    """Same concern or treatment, nearest Fitzpatrick type first, among the most recent
+    candidates from the listing (checked against the rule, like every list)."""
     shares_concern = Exists(
         Case.concerns.through.objects.filter(
             case_id=OuterRef("pk"),
@@ -181,10 +187,16 @@ def similar_cases(case: Case, limit: int = 4) -> list[Case]:
             ),
         )
     )
-    return list(
-        Case.objects.public()
+    candidates = (
+        Case.objects.listed()
         .exclude(pk=case.pk)
         .filter(Q(shares_concern) | Q(treatment_id=case.treatment_id))
+        .order_by(*SORTS["newest"])
+        .values("pk")[:SIMILAR_CANDIDATES]
+    )
+    return list(
+        Case.objects.public()
+        .filter(pk__in=candidates)
         .annotate(
             concern_rank=Case_(When(shares_concern, then=0), default=1),
             distance=Abs(F("fitzpatrick") - case.fitzpatrick),
@@ -239,12 +251,8 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     treatment = Treatment.objects.filter(slug=slug).first()
     if treatment is None:
         raise Http404("No such treatment.")
-    cases = list(
-        Case.objects.public()
-        .filter(treatment=treatment)
-        .order_by("-published_at")
-        .for_display()[:12]
-    )
+    listed = Case.objects.listed().filter(treatment=treatment)
+    cases = list(page_of(listed, SORTS["newest"], 0, 12).for_display())
     return render(
         request,
         "gallery/treatment.html",
