@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET
 from gallery.api import case_json
 from gallery.cache import cached_public_page, current_generation
 from gallery.filters import SORTS, CaseFilter
-from gallery.listing import page_of
+from gallery.listing import checked, page_of
 from gallery.models import (
     FITZPATRICK_CHOICES,
     FITZPATRICK_INFO,
@@ -179,13 +179,12 @@ SIMILAR_CANDIDATES = 200
 def similar_cases(case: Case, limit: int = 4) -> list[Case]:
     """Same concern or treatment, nearest Fitzpatrick type first, among the most recent
     candidates from the listing (checked against the rule, like every list)."""
+    # The case's concerns as literal ids (from its annotated slugs and the cached
+    # reference data): a per-row index lookup, not a subquery over every such case.
+    ids = reference_data()["concern_ids"]
+    concern_ids = [ids[s] for s in case.concern_slugs() if s in ids]
     shares_concern = Exists(
-        Case.concerns.through.objects.filter(
-            case_id=OuterRef("pk"),
-            concern_id__in=case.concerns.through.objects.filter(case_id=case.pk).values(
-                "concern_id"
-            ),
-        )
+        Case.concerns.through.objects.filter(case_id=OuterRef("pk"), concern_id__in=concern_ids)
     )
     candidates = (
         Case.objects.listed()
@@ -195,8 +194,7 @@ def similar_cases(case: Case, limit: int = 4) -> list[Case]:
         .values("pk")[:SIMILAR_CANDIDATES]
     )
     return list(
-        Case.objects.public()
-        .filter(pk__in=candidates)
+        checked(candidates)
         .annotate(
             concern_rank=Case_(When(shares_concern, then=0), default=1),
             distance=Abs(F("fitzpatrick") - case.fitzpatrick),
