@@ -276,6 +276,12 @@ class Case(models.Model):
                 condition=Q(listed_until__isnull=False),
                 name="gallery_case_listed_depth",
             ),
+            # The sitemap's files, in id order.
+            models.Index(
+                fields=["id"],
+                condition=Q(listed_until__isnull=False),
+                name="gallery_case_listed_id",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -37,6 +37,7 @@ from gallery.models import (
 from gallery.openapi import openapi_document
 
 PER_PAGE = 24
+SITEMAP_CASES = 10_000  # cases per sitemap file
 
 
 def _page_number(raw: str | None, pages: int) -> int | None:
@@ -346,17 +347,34 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_GET
 @cached_public_page
 def sitemap_xml(request: HttpRequest) -> HttpResponse:
-    """Public cases and treatments only (two queries; the sitemaps framework paginates with
-    a count query per section, which a site of this size does not need)."""
-    cases = Case.objects.public().order_by("-published_at").values_list("public_id", "updated_at")
-    urls = [
-        (request.build_absolute_uri("/"), None),
-        (request.build_absolute_uri("/gallery/"), None),
-    ]
-    urls += [
-        (request.build_absolute_uri(reverse("gallery:treatment", args=[slug])), None)
-        for slug in Treatment.objects.values_list("slug", flat=True)
-    ]
+    """Public cases and treatments. Up to ``SITEMAP_CASES`` cases it is one file; beyond,
+    a sitemap index of files of that many cases each (``?page=N``), as the protocol
+    allows 50,000 URLs per file. Cases are picked from the listing in id order and
+    checked against the rule; the count comes from the facet cube (gallery/listing.py)."""
+    total, _ = CaseFilter(None, queryset=Case.objects.listed()).facets(current_generation())
+    files = max(1, math.ceil(total / SITEMAP_CASES))
+    raw = request.GET.get("page")
+    if raw is None and files > 1:
+        locs = [request.build_absolute_uri(f"/sitemap.xml?page={n}") for n in range(1, files + 1)]
+        return render(
+            request, "gallery/sitemap_index.xml", {"locs": locs}, content_type="application/xml"
+        )
+    number = _page_number(raw, files)
+    if number is None:
+        raise Http404("No such sitemap file.")
+    start = (number - 1) * SITEMAP_CASES
+    picked = Case.objects.listed().order_by("pk").values("pk")[start : start + SITEMAP_CASES]
+    cases = checked(picked).order_by("pk").values_list("public_id", "updated_at")
+    urls = []
+    if number == 1:
+        urls += [
+            (request.build_absolute_uri("/"), None),
+            (request.build_absolute_uri("/gallery/"), None),
+        ]
+        urls += [
+            (request.build_absolute_uri(reverse("gallery:treatment", args=[slug])), None)
+            for slug in Treatment.objects.values_list("slug", flat=True)
+        ]
     urls += [
         (request.build_absolute_uri(reverse("gallery:case", args=[public_id])), updated)
         for public_id, updated in cases

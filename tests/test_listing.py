@@ -43,3 +43,33 @@ def test_treatment_page_and_home_show_only_public_cases(client):
         html = client.get(url).content.decode()
         assert shown.get_absolute_url() in html, url
         assert hidden.get_absolute_url() not in html, url
+
+
+def test_a_large_sitemap_becomes_an_index_of_files(client, monkeypatch):
+    import re
+
+    from gallery import views
+
+    monkeypatch.setattr(views, "SITEMAP_CASES", 2)
+    public = [make_listed_case() for _ in range(5)]
+    hidden = wrongly_listed(status="draft", published_at=None)
+    index = client.get("/sitemap.xml")
+    assert index["Content-Type"] == "application/xml"
+    files = re.findall(r"<sitemap><loc>([^<]+)</loc></sitemap>", index.content.decode())
+    assert [f.rsplit("?", 1)[1] for f in files] == ["page=1", "page=2", "page=3"]
+    seen = []
+    for url in files:
+        body = client.get(url.replace("http://testserver", "")).content.decode()
+        seen += re.findall(r"/gallery/([A-Za-z0-9]{10})/", body)
+        assert ("/treatments/microneedling/" in body) == url.endswith("page=1")
+    # Every public case once, in some file; the draft nowhere (its row was listed).
+    assert sorted(seen) == sorted(c.public_id for c in public)
+    assert hidden.public_id not in seen
+    assert client.get("/sitemap.xml?page=4").status_code == 404
+    assert client.get("/sitemap.xml?page=x").status_code == 404
+
+
+def test_a_small_sitemap_is_one_file(client):
+    case = make_listed_case()
+    body = client.get("/sitemap.xml").content.decode()
+    assert "<urlset" in body and case.public_id in body and "<sitemapindex" not in body
