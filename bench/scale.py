@@ -42,9 +42,9 @@ What it does:
    (facet aggregate, page rows, photos prefetch) through ``connection.execute_wrapper``, so
    the time can be split into queries and Python. One more request per URL is run under
    ``CaptureQueriesContext`` to count its queries and keep their SQL.
-4. (The large database holds ~111,000 cases in all, 100,000 of them public.) The home page,
-   a treatment page and a case page are measured alongside and reported in a table of
-   their own: they are not part of the target.
+4. (The large database holds ~111,000 cases in all, 100,000 of them public.) The home
+   page, a treatment page, a case page and the first sitemap file are measured alongside
+   and reported in a table of their own: they are not part of the target.
 5. Runs ``EXPLAIN (ANALYZE, BUFFERS)`` on every captured query at 100,000 and prints the
    plans, the scans they use (index or sequential), their slowest nodes, their worst row
    estimate, where each request's time goes, and the table of medians, ratios and query
@@ -107,7 +107,12 @@ URLS = [
 # home page, a treatment page and a case page (the newest public case of each database is
 # given this public id, so the same path exists in both).
 BENCH_CASE_ID = "benchcase01"
-OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/"]
+OTHER_URLS = [
+    "/",
+    "/treatments/microneedling/",
+    f"/gallery/{BENCH_CASE_ID}/",
+    "/sitemap.xml?page=1",  # a sitemap file: all 1,000 cases, or the first 10,000 of 100,000
+]
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 # Variables that would point the benchmark at shared infrastructure.

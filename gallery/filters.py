@@ -3,7 +3,8 @@
 from decimal import Decimal
 
 import django_filters
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.lookups import GreaterThan
 
 from gallery.models import FITZPATRICK_CHOICES, Case, FacetCell, reference_data
 
@@ -60,6 +61,12 @@ def case_q(dim: str, values) -> Q:
 def cell_q(dim: str, values) -> Q:
     """The same condition on the facet cube's cells."""
     if dim == "concern":
+        from gallery.listing import BITS, concern_bits
+
+        ids = reference_data()["concern_ids"]
+        if all(ids.get(slug, BITS) < BITS for slug in values):
+            mask = concern_bits(values, ids)
+            return Q(GreaterThan(F("concern_bits").bitand(mask), 0))
         q = Q()
         for slug in values:
             q |= Q(concerns__contains=f",{slug},")

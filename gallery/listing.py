@@ -37,7 +37,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import BooleanField, Count, F, Func, OuterRef, StringAgg, Subquery, Value
 from django.utils import timezone
 
-from gallery.models import Case, FacetCell, FacetCube
+from gallery.models import Case, FacetCell, FacetCube, reference_data
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,13 @@ def page_of(listed, order: tuple[str, ...], start: int, size: int):
     return checked(listed.order_by(*order).values("pk")[start : start + size]).order_by(*order)
 
 
+BITS = 62  # concern ids below this have a bit in FacetCell.concern_bits
+
+
+def concern_bits(slugs, concern_ids: dict[str, int]) -> int:
+    return sum(1 << concern_ids[s] for s in set(slugs) if concern_ids.get(s, BITS) < BITS)
+
+
 def _concern_key(slugs) -> str:
     return "," + ",".join(sorted(s for s in slugs if s)) + ","
 
@@ -131,6 +138,7 @@ def build_cube(generation: str) -> FacetCube:
                 .annotate(n=Count("pk"))
                 .order_by()
             )
+            concern_ids = reference_data()["concern_ids"]
             counts: Counter = Counter()
             for row in rows:
                 # The aggregate's order is not fixed on every database: sort here.
@@ -152,6 +160,7 @@ def build_cube(generation: str) -> FacetCube:
                         skin_type=s,
                         concerns=c,
                         cases=n,
+                        concern_bits=concern_bits(c.strip(",").split(","), concern_ids),
                     )
                     for (t, a, f, s, c), n in counts.items()
                 ),

@@ -550,6 +550,9 @@ class FacetCell(models.Model):
     skin_type = models.CharField(max_length=20)
     # The case's concern slugs, sorted, between commas: ",acne-scars,pigmentation,".
     concerns = models.CharField(max_length=500)
+    # The same concerns as bits (bit n for the concern with id n, ids below 62): a filter
+    # on concerns is one AND per cell instead of a LIKE (gallery/filters.py).
+    concern_bits = models.BigIntegerField(default=0)
     cases = models.PositiveIntegerField()
 
     def __str__(self) -> str:
