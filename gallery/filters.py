@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.lookups import GreaterThan
 
-from gallery.models import FITZPATRICK_CHOICES, Case, FacetCell, reference_data
+from gallery.models import FITZPATRICK_CHOICES, Case, FacetCell, FacetCube, reference_data
 
 SORTS = {
     "newest": ("-published_at", "-pk"),
@@ -184,6 +184,16 @@ class CaseFilter(django_filters.FilterSet):
             facets[dim][value] = row[alias] or 0
         return row["total"] or 0, facets, row
 
+    @staticmethod
+    def _summary(generation: str) -> dict | None:
+        from gallery.listing import ensure_cube
+
+        found = FacetCube.objects.filter(generation=generation).values_list("summary", flat=True)
+        summary = found.first()
+        if summary is None and ensure_cube(generation):
+            summary = found.first()
+        return summary
+
     def live_facets(self) -> tuple[int, dict[str, dict[str, int]]]:
         """Counted from the rule itself: every public case is checked."""
         total, facets, _ = self._count(
@@ -194,10 +204,17 @@ class CaseFilter(django_filters.FilterSet):
     def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
         """Total and facet counts: from the generation's cube (``gallery/listing.py``)
         when every active filter is in it, else live from the rule."""
-        from gallery.listing import ensure_cube
+        from gallery.listing import ensure_cube, summary_facets
 
         if generation is None or any(self._data().get(n) not in (None, "") for n in RANGE_FILTERS):
             return self.live_facets()
+        data = self._data()
+        active = {dim: list(data[dim]) for dim in FACET_DIMS if data.get(dim)}
+        if len(active) == 0 or (len(active) == 1 and len(active.get("concern", [0])) == 1):
+            # No filter or one: the cube's summary has the counts (one small row).
+            summary = self._summary(generation)
+            if summary and "total" in summary:  # (a cube from before summaries: use cells)
+                return summary_facets(summary, active, facet_options())
         cells = FacetCell.objects.filter(cube__generation=generation)
         measure = lambda q: Sum("cases", filter=q)  # noqa: E731
         total, facets, row = self._count(cells, measure, cell_q, Q(), cells=Count("pk"))

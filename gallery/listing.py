@@ -116,6 +116,55 @@ def _concern_key(slugs) -> str:
     return "," + ",".join(sorted(s for s in slugs if s)) + ","
 
 
+def _cell_values(key) -> dict[str, list[str]]:
+    treatment, area, fitzpatrick, skin_type, concerns = key
+    return {
+        "treatment": [treatment],
+        "area": [area],
+        "fitzpatrick": [str(fitzpatrick)],
+        "skin_type": [skin_type],
+        "concern": [c for c in concerns.split(",") if c],
+    }
+
+
+def summarise(counts: Counter) -> dict:
+    """Counts per facet value and per pair of values of two facets, from the cells."""
+    by: dict = {}
+    pairs: dict = {}
+    for key, n in counts.items():
+        values = _cell_values(key)
+        for dim, options in values.items():
+            for value in options:
+                by.setdefault(dim, {}).setdefault(value, 0)
+                by[dim][value] += n
+                row = pairs.setdefault(f"{dim}={value}", {})
+                for other, other_options in values.items():
+                    if other != dim:
+                        for other_value in other_options:
+                            row.setdefault(other, {}).setdefault(other_value, 0)
+                            row[other][other_value] += n
+    return {"total": sum(counts.values()), "by": by, "pairs": pairs}
+
+
+def summary_facets(summary: dict, active: dict[str, list[str]], options: dict) -> tuple:
+    """Total and facet counts from a cube's summary, for no active filter or one (a
+    single concern: a case with two concerns would be counted twice under "either")."""
+    by = summary.get("by", {})
+    if not active:
+        facets = {dim: {v: by.get(dim, {}).get(v, 0) for v in vs} for dim, vs in options.items()}
+        return summary.get("total", 0), facets
+    ((dim, chosen),) = active.items()
+    total = sum(by.get(dim, {}).get(v, 0) for v in chosen)
+    facets = {}
+    for other, values in options.items():
+        if other == dim:
+            facets[other] = {v: by.get(dim, {}).get(v, 0) for v in values}
+            continue
+        rows = [summary["pairs"].get(f"{dim}={v}", {}).get(other, {}) for v in chosen]
+        facets[other] = {v: sum(row.get(v, 0) for row in rows) for v in values}
+    return total, facets
+
+
 def build_cube(generation: str) -> FacetCube:
     """Count the public cases per combination of faceted facts, for this generation.
 
@@ -167,7 +216,8 @@ def build_cube(generation: str) -> FacetCube:
                 batch_size=2000,
             )
             cube.cases = sum(counts.values())
-            cube.save(update_fields=["cases"])
+            cube.summary = summarise(counts)
+            cube.save(update_fields=["cases", "summary"])
     except IntegrityError:
         return FacetCube.objects.get(generation=generation)
     FacetCube.objects.exclude(pk=cube.pk).filter(

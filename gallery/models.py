@@ -535,6 +535,9 @@ class FacetCube(models.Model):
     generation = models.CharField(max_length=64, unique=True)
     built_at = models.DateTimeField(default=timezone.now)
     cases = models.PositiveIntegerField(default=0)
+    # Counts per facet value ("by") and per pair of values of two facets ("pairs"): enough
+    # for the list with no filter or one (the common requests) without reading the cells.
+    summary = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"{self.generation}: {self.cases} cases"

@@ -141,6 +141,13 @@ def test_the_facet_cube_is_built_once_per_generation_and_counts_like_the_rule(
         {"treatment": ["rf-microneedling"], "concern": ["acne-scars", "pigmentation"]},
         {"concern": ["texture-pores"], "skin_type": ["normal"], "area": ["face"]},
         {"treatment": ["microneedling"], "fitzpatrick": ["6"], "concern": ["acne-scars"]},
+        # No filter or one (a single concern): counted from the cube's summary.
+        {"concern": ["acne-scars"]},
+        {"concern": ["pigmentation"]},
+        {"area": ["face"]},
+        {"treatment": ["rf-microneedling"]},
+        {"skin_type": ["normal", "oily"]},
+        {"concern": ["acne-scars", "pigmentation"]},
     ]:
         filterset = CaseFilter(query or None, queryset=Case.objects.listed())
         assert filterset.facets(generation) == filterset.live_facets(), query
