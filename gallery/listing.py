@@ -18,11 +18,13 @@ The facet cube — ``FacetCube`` / ``FacetCell``
     For each publication generation (``gallery/cache.py``: any change to what is public
     starts a new one, and so does the next consent expiry), the number of public cases
     per combination of treatment, body area, Fitzpatrick type, skin type and concern
-    set, counted once from ``public()`` by the first request that needs it. Totals and
-    facet counts then add up cells (about 11,000 at 100,000 cases) instead of checking
-    cases. Within a generation what is public does not change, so the counts are exact.
-    The depth and session range filters are not in the cube (they would multiply its
-    cells); with one of them set, the counts are taken from ``public()`` directly.
+    set, counted once from ``public()`` by the first request that needs it, with a summary
+    per value and per pair of values. With no filter or one, totals and facet counts come
+    from the summary (one row); with more, from adding up cells (about 11,000 at 100,000
+    cases) instead of checking cases. Within a generation what is public does not change,
+    so the counts are exact. The depth and session range filters are not in the cube
+    (they would multiply its cells); with one of them set, the counts are taken from
+    ``public()`` directly.
 
 Why by hand: PostgreSQL's materialized views are refreshed whole and outside the
 request's notion of a publication generation, and do not exist on SQLite; no Django
