@@ -54,6 +54,8 @@ def sync_listing(case_ids=None) -> int:
     The difference is taken in Python from two plain reads (the rule's cases with their
     consent's expiry, and the listed cases): one UPDATE joining the rule to the case table
     could get a plan quadratic in the cases on tables without statistics yet."""
+    from consent.models import Consent
+
     public = Case.objects.public()
     listed = Case.objects.filter(listed_until__isnull=False)
     if case_ids is not None:
@@ -62,12 +64,15 @@ def sync_listing(case_ids=None) -> int:
     wanted = dict(public.values_list("pk", "consent__expires_at"))
     current = dict(listed.values_list("pk", "listed_until"))
     unlist = [pk for pk in current if pk not in wanted]
-    relist = [
-        Case(pk=pk, listed_until=until) for pk, until in wanted.items() if current.get(pk) != until
-    ]
+    relist = [pk for pk, until in wanted.items() if current.get(pk) != until]
+    expiry = Consent.objects.filter(pk=OuterRef("consent_id")).order_by().values("expires_at")
     for start in range(0, len(unlist), 1000):
         Case.objects.filter(pk__in=unlist[start : start + 1000]).update(listed_until=None)
-    Case.objects.bulk_update(relist, ["listed_until"], batch_size=1000)
+    for start in range(0, len(relist), 1000):
+        # The consent's expiry, looked up per row by key (no CASE over a thousand ids).
+        Case.objects.filter(pk__in=relist[start : start + 1000]).update(
+            listed_until=Subquery(expiry)
+        )
     return len(unlist) + len(relist)
 
 
