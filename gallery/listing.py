@@ -36,7 +36,7 @@ from collections import Counter
 from datetime import timedelta
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import BooleanField, Count, F, Func, OuterRef, StringAgg, Subquery, Value
+from django.db.models import BooleanField, Count, F, Func, OuterRef, Subquery
 from django.utils import timezone
 
 from gallery.models import Case, FacetCell, FacetCube, reference_data
@@ -119,10 +119,6 @@ def concern_bits(slugs, concern_ids: dict[str, int]) -> int:
     return sum(1 << concern_ids[s] for s in set(slugs) if concern_ids.get(s, BITS) < BITS)
 
 
-def _concern_key(slugs) -> str:
-    return "," + ",".join(sorted(s for s in slugs if s)) + ","
-
-
 def _cell_values(key) -> dict[str, list[str]]:
     treatment, area, fitzpatrick, skin_type, concerns = key
     return {
@@ -130,7 +126,7 @@ def _cell_values(key) -> dict[str, list[str]]:
         "area": [area],
         "fitzpatrick": [str(fitzpatrick)],
         "skin_type": [skin_type],
-        "concern": [c for c in concerns.split(",") if c],
+        "concern": list(concerns),
     }
 
 
@@ -178,34 +174,31 @@ def build_cube(generation: str) -> FacetCube:
     The header row is written first: on PostgreSQL a second request building the same
     generation waits on its unique key, then finds the first one's cube.
     """
-    concern_list = (
-        Case.concerns.through.objects.filter(case_id=OuterRef("pk"))
-        .values("case_id")
-        .annotate(joined=StringAgg("concern__slug", Value(",")))
-        .values("joined")
-    )
     try:
         with transaction.atomic():
             cube = FacetCube.objects.create(generation=generation)
             rows = (
                 Case.objects.public()
-                .annotate(concern_list=Subquery(concern_list))
-                .values("treatment__slug", "body_area", "fitzpatrick", "skin_type", "concern_list")
+                .with_concern_slugs()
+                .values(
+                    "treatment__slug", "body_area", "fitzpatrick", "skin_type", "concern_slug_list"
+                )
                 .annotate(n=Count("pk"))
                 .order_by()
             )
-            concern_ids = reference_data()["concern_ids"]
             counts: Counter = Counter()
             for row in rows:
                 # The aggregate's order is not fixed on every database: sort here.
+                concerns = tuple(sorted(filter(None, (row["concern_slug_list"] or "").split(","))))
                 key = (
                     row["treatment__slug"],
                     row["body_area"],
                     row["fitzpatrick"],
                     row["skin_type"],
-                    _concern_key((row["concern_list"] or "").split(",")),
+                    concerns,
                 )
                 counts[key] += row["n"]
+            concern_ids = reference_data()["concern_ids"]
             FacetCell.objects.bulk_create(
                 (
                     FacetCell(
@@ -214,9 +207,9 @@ def build_cube(generation: str) -> FacetCube:
                         body_area=a,
                         fitzpatrick=f,
                         skin_type=s,
-                        concerns=c,
+                        concerns="," + ",".join(c) + ",",
+                        concern_bits=concern_bits(c, concern_ids),
                         cases=n,
-                        concern_bits=concern_bits(c.strip(",").split(","), concern_ids),
                     )
                     for (t, a, f, s, c), n in counts.items()
                 ),

@@ -1,3 +1,5 @@
+import contextlib
+
 from gallery.models import Case
 from gallery.publication import sync_cases
 
@@ -28,16 +30,10 @@ def reference_data_changed(sender, **kwargs) -> None:
 
 def relist(sender, using="default", **kwargs) -> None:
     """After migrations: bring the listing in step with the rule (``gallery/listing.py``)."""
+    from gallery.cache import new_generation
     from gallery.listing import sync_listing
 
     if sync_listing():
-        new_generation_quietly()
-
-
-def new_generation_quietly() -> None:
-    from gallery.cache import new_generation
-
-    try:
-        new_generation()
-    except Exception:  # no cache table or server during a migration: nothing is cached
-        pass
+        # No cache table or server during a migration: then nothing is cached either.
+        with contextlib.suppress(Exception):
+            new_generation()
