@@ -96,6 +96,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import interrupted, loadavg, stop_group
+
 # The parent imports gallery.demo_images to draw the photos: no __pycache__ in the repo.
 sys.dont_write_bytecode = True
 
@@ -451,24 +453,6 @@ def gunicorn(env: dict[str, str], tmp: Path, port: int) -> Iterator[subprocess.P
         yield proc
     finally:
         stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    def signal_group(sig: int) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    if proc.poll() is None:
-        signal_group(signal.SIGTERM)  # graceful: the master stops its workers
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            proc.wait()
-    # A worker that outlived its master would still be in the group.
-    signal_group(signal.SIGKILL)
 
 
 def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
@@ -1086,14 +1070,6 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, args.workdir.resolve())
     with tempfile.TemporaryDirectory(prefix="bench-add-case-") as tmp:
         return run(args, Path(tmp))
-
-
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:

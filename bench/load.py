@@ -109,6 +109,8 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlencode, urlsplit
 
+from common import interrupted, loadavg, print_table, tail
+
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent  # the Django project root (holds manage.py)
 PY = sys.executable
@@ -352,10 +354,6 @@ def quiet_get(port: int, path: str) -> int:
         return simple_get(port, path, timeout=5)[0]
     except (OSError, http.client.HTTPException):
         return 0
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def simple_get(port: int, path: str, timeout: float = 30) -> tuple[int, bytes]:
@@ -996,15 +994,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(line.format(*header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
-
-
 def errors_text(errors: Counter) -> str:
     return ", ".join(f"{k} x{v}" for k, v in errors.most_common()) or "0"
 
@@ -1216,10 +1205,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
 
 
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def over_budget(signum: int, frame: object) -> None:
     raise BudgetExceeded("the run exceeded --budget; gunicorn was stopped")
 
@@ -1278,10 +1263,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     verified = shell_json(env, VERIFY_UPLOADS.format(expected=expected))
     uploads.verified = cast(dict[str, list[dict]], verified)
     return report(args, tmp, warm, reads, uploads, machine, stop_offset)
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def report(

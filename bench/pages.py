@@ -87,6 +87,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common import interrupted, loadavg, print_table, stop_group, tail
+
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent  # the Django project root (holds manage.py)
 
@@ -239,24 +241,6 @@ def gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> Iterato
         stop_group(proc)
 
 
-def stop_group(proc: subprocess.Popen) -> None:
-    def signal_group(sig: int) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    if proc.poll() is None:
-        signal_group(signal.SIGTERM)  # graceful: the master stops its workers
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            proc.wait()
-    # A worker that outlived its master would still be in the group.
-    signal_group(signal.SIGKILL)
-
-
 def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -269,10 +253,6 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60
             pass
         time.sleep(0.1)
     raise SystemExit(f"gunicorn not answering on {HOST}:{port} after {timeout} s:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def fetch(port: int, path: str, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
@@ -570,15 +550,6 @@ def kb(n: float) -> str:
     return f"{n / KB:.1f} kB"
 
 
-def print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(line.format(*header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
-
-
 # ---------------------------------------------------------------------------------------
 # Main
 
@@ -611,14 +582,6 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, args.workdir.resolve(), warmup)
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         return run(args, Path(tmp), warmup)
-
-
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run(args: argparse.Namespace, tmp: Path, warmup: float) -> int:

@@ -83,6 +83,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from common import print_table
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -845,15 +847,6 @@ def scan_summary(plan: Plan) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Output
-
-
-def print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(line.format(*header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
 
 
 LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
