@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from consent import views as consent_views
+from gallery import patient_link
 from gallery import views as gallery_views
 
 urlpatterns = [
@@ -12,7 +12,7 @@ urlpatterns = [
     re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
     path("staff/consents/", include("consent.urls")),
     path("staff/", include("gallery.staff_urls")),
-    path("consent/<str:token>/", consent_views.patient_page, name="patient-consent"),
-    path("consent/<str:token>/withdraw/", consent_views.patient_withdraw, name="patient-withdraw"),
+    path("consent/<str:token>/", patient_link.patient_page, name="patient-consent"),
+    path("consent/<str:token>/withdraw/", patient_link.patient_withdraw, name="patient-withdraw"),
     path("admin/", admin.site.urls),
 ]

@@ -1,4 +1,5 @@
 import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 
@@ -8,12 +9,27 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from consent.signals import consent_changed
+from consent.signals import consent_changed, consent_superseded
+
+
+def validate_reference(value: str) -> None:
+    """A chart reference appears in file names, headers and exports: printable characters
+    only, and none that could end a quoted string, a header or a path."""
+    if not value.isprintable() or any(c in value for c in "\"'\\/`<>;"):
+        raise ValidationError(
+            "A reference cannot contain quotes, slashes, < > ; ` or line breaks.",
+            code="invalid_reference",
+        )
+    if value != value.strip():
+        raise ValidationError("Remove the spaces at the start or end.", code="invalid_reference")
 
 
 class Patient(models.Model):
     reference = models.CharField(
-        max_length=64, unique=True, help_text="The clinic's chart reference."
+        max_length=64,
+        unique=True,
+        help_text="The clinic's chart reference.",
+        validators=[validate_reference],
     )
     full_name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
@@ -29,6 +45,16 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.full_name})"
+
+    def consent_in_force(self) -> "Consent | None":
+        """The consent that speaks for the patient now: the newest one no later consent
+        has superseded (it may be withdrawn or expired; then nothing is in force)."""
+        return (
+            self.consents.filter(superseded_at__isnull=True)
+            .order_by("-signed_at", "-pk")
+            .select_related("form")
+            .first()
+        )
 
 
 class ConsentForm(models.Model):
@@ -72,9 +98,15 @@ class ConsentForm(models.Model):
 
 class ConsentQuerySet(models.QuerySet):
     def active(self, at: datetime | None = None) -> "ConsentQuerySet":
-        """Consents in force at ``at`` (default: now): signed, not expired, not withdrawn."""
+        """Consents in force at ``at`` (default: now): signed, not expired, not withdrawn,
+        not superseded by a later consent."""
         at = at or timezone.now()
-        return self.filter(signed_at__lte=at, expires_at__gt=at, withdrawn_at__isnull=True)
+        return self.filter(
+            Q(superseded_at__isnull=True) | Q(superseded_at__gt=at),
+            signed_at__lte=at,
+            expires_at__gt=at,
+            withdrawn_at__isnull=True,
+        )
 
     def expiring_within(self, days: int, at: datetime | None = None) -> "ConsentQuerySet":
         at = at or timezone.now()
@@ -86,9 +118,9 @@ class ConsentQuerySet(models.QuerySet):
         recorded = ConsentEvent.objects.filter(
             consent=models.OuterRef("pk"), kind=ConsentEvent.Kind.EXPIRED
         )
-        return self.filter(expires_at__lte=at, withdrawn_at__isnull=True).exclude(
-            models.Exists(recorded)
-        )
+        return self.filter(
+            expires_at__lte=at, withdrawn_at__isnull=True, superseded_at__isnull=True
+        ).exclude(models.Exists(recorded))
 
 
 def signature_upload_to(instance: "Consent", filename: str) -> str:
@@ -159,6 +191,17 @@ class Consent(models.Model):
         related_name="+",
     )
     withdrawal_channel = models.CharField(max_length=20, choices=Channel.choices, blank=True)
+    # Set in the transaction that records the newer consent (``record_consent``): from
+    # then on this one no longer speaks for the patient.
+    superseded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    superseded_by = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="supersedes",
+    )
     # The patient's private link: only a hash is stored, the token itself is sent once.
     access_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
 
@@ -190,6 +233,11 @@ class Consent(models.Model):
             models.CheckConstraint(
                 condition=~Q(signed_by_name=""), name="consent_consent_signer_named"
             ),
+            models.CheckConstraint(
+                condition=Q(superseded_at__isnull=True, superseded_by__isnull=True)
+                | Q(superseded_at__isnull=False, superseded_by__isnull=False),
+                name="consent_consent_superseded_by_one",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -206,12 +254,15 @@ class Consent(models.Model):
             and self.expires_at is not None
             and self.signed_at <= at < self.expires_at
             and self.withdrawn_at is None
+            and (self.superseded_at is None or self.superseded_at > at)
         )
 
     @property
     def status(self) -> str:
         if self.withdrawn_at:
             return "withdrawn"
+        if self.superseded_at:
+            return "superseded"
         now = timezone.now()
         if self.expires_at and self.expires_at <= now:
             return "expired"
@@ -246,37 +297,82 @@ class Consent(models.Model):
     def withdraw(self, by=None, channel: str = Channel.STAFF, details: dict | None = None) -> bool:
         """Withdraw this consent. Returns False when it was already withdrawn.
 
+        A superseded consent no longer speaks for the patient: withdrawing it is refused
+        (``ConsentSuperseded``); ``Patient.withdraw_consent`` withdraws the one in force.
         The row is kept; the change is recorded as an event, and ``consent_changed`` is
         sent after commit so every case under the consent leaves the public surfaces.
         """
         with transaction.atomic():
-            locked = Consent.objects.select_for_update().get(pk=self.pk)
-            if locked.withdrawn_at is not None:
-                self.withdrawn_at = locked.withdrawn_at
-                self.withdrawal_channel = locked.withdrawal_channel
-                return False
-            now = timezone.now()
-            locked.withdrawn_at = max(now, locked.signed_at)
-            locked.withdrawn_by = by if (by is not None and by.is_authenticated) else None
-            locked.withdrawal_channel = channel
-            locked.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_channel"])
-            ConsentEvent.record(
-                locked,
-                ConsentEvent.Kind.WITHDRAWN,
-                actor=locked.withdrawn_by,
-                details={"channel": channel, **(details or {})},
-            )
-            transaction.on_commit(
-                lambda: consent_changed.send(sender=Consent, consent=locked, reason="withdrawn")
-            )
-        self.withdrawn_at = locked.withdrawn_at
-        self.withdrawn_by = locked.withdrawn_by
-        self.withdrawal_channel = locked.withdrawal_channel
+            locked = lock_patient_consents(self.patient_id)[self.pk]
+            if locked.superseded_at is not None:
+                raise ConsentSuperseded(locked)
+            done = locked._withdraw_locked(by, channel, details)
+        for name in ("withdrawn_at", "withdrawn_by_id", "withdrawal_channel"):
+            setattr(self, name, getattr(locked, name))
+        return done
+
+    def _withdraw_locked(self, by, channel: str, details: dict | None) -> bool:
+        if self.withdrawn_at is not None:
+            return False
+        self.withdrawn_at = max(timezone.now(), self.signed_at)
+        self.withdrawn_by = by if (by is not None and by.is_authenticated) else None
+        self.withdrawal_channel = channel
+        self.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_channel"])
+        ConsentEvent.record(
+            self,
+            ConsentEvent.Kind.WITHDRAWN,
+            actor=self.withdrawn_by,
+            details={"channel": channel, **(details or {})},
+        )
+        transaction.on_commit(
+            lambda: consent_changed.send(sender=Consent, consent=self, reason="withdrawn")
+        )
         return True
+
+
+class ConsentSuperseded(Exception):
+    def __init__(self, consent: Consent):
+        super().__init__("This consent was replaced by a newer one; withdraw the consent in force.")
+        self.consent = consent
+
+
+def lock_patient_consents(patient_id: int) -> dict[int, Consent]:
+    """Lock every consent of a patient, in one order (recording, withdrawing and
+    superseding all take the same locks the same way, so they never deadlock and never
+    decide on a standing that another transaction is changing)."""
+    rows = Consent.objects.select_for_update().filter(patient_id=patient_id).order_by("pk")
+    return {c.pk: c for c in rows}
+
+
+def withdraw_patient_consent(
+    patient: Patient, by=None, channel: str = Consent.Channel.STAFF, details: dict | None = None
+) -> Consent | None:
+    """Withdraw whatever consent speaks for the patient now (through any link they ever
+    received, or a staff page). Returns it, or None when nothing was left to withdraw."""
+    with transaction.atomic():
+        consents = lock_patient_consents(patient.pk).values()
+        open_ = [c for c in consents if c.superseded_at is None and c.withdrawn_at is None]
+        for consent in open_:
+            consent._withdraw_locked(by, channel, details)
+    return max(open_, key=lambda c: (c.signed_at, c.pk)) if open_ else None
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def consent_for_token(token: str) -> Consent | None:
+    """The consent a private link was made for (superseded or not), or None."""
+    if not (20 <= len(token) <= 100):
+        return None
+    digest = hash_token(token)
+    consent = (
+        Consent.objects.select_related("patient", "form").filter(access_token_hash=digest).first()
+    )
+    # The lookup is by hash; the final comparison is constant-time all the same.
+    if consent is None or not hmac.compare_digest(consent.access_token_hash, digest):
+        return None
+    return consent
 
 
 class ConsentEventQuerySet(models.QuerySet):
@@ -300,6 +396,7 @@ class ConsentEvent(models.Model):
         EXPORTED = "exported", "Evidence exported"
         LINK_SENT = "link_sent", "Patient link sent"
         PAGE_VIEWED = "page_viewed", "Patient viewed their consent page"
+        ERASED = "erased", "Patient's photos erased"
 
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -350,11 +447,15 @@ def record_consent(
     signed_at: datetime | None = None,
     **fields,
 ) -> Consent:
-    """Record a signed consent with its signature or scan, superseding the patient's
-    earlier active consents (their history is kept; their cases move to this one).
+    """Record a signed consent with its signature or scan. In the same transaction it
+    supersedes the patient's earlier consents that were neither withdrawn nor superseded
+    (their rows and history are kept), and ``consent_superseded`` moves their records
+    under it, so the patient's latest choices count from the moment this commits.
 
-    The document is written to private storage before the transaction and removed again
-    if the row cannot be saved, so no file is left without a row.
+    An older consent recorded after a newer one (an import of paper history) is born
+    superseded by the newer one. The document is written to private storage before the
+    transaction and removed again if the row cannot be saved, so no file is left without
+    a row.
     """
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
@@ -365,9 +466,7 @@ def record_consent(
         stored = default_storage.save(signature_upload_to(None, f"x.{ext}"), ContentFile(data))
     try:
         with transaction.atomic():
-            previous = list(
-                Consent.objects.select_for_update().filter(patient=patient).order_by("pk")
-            )
+            previous = list(lock_patient_consents(patient.pk).values())
             consent = Consent(
                 patient=patient,
                 form=form,
@@ -385,14 +484,19 @@ def record_consent(
                 actor=recorded_by,
                 details={"form_version": form.version, "scopes": consent.scopes()},
             )
-            superseded = [c for c in previous if c.is_active]
-            for old in superseded:
-                ConsentEvent.record(
-                    old,
-                    ConsentEvent.Kind.SUPERSEDED,
-                    actor=recorded_by,
-                    details={"by_consent": consent.pk},
-                )
+            open_ = [c for c in previous if c.superseded_at is None and c.withdrawn_at is None]
+            later = [c for c in open_ if c.signed_at > consent.signed_at]
+            if later:
+                newest = max(later, key=lambda c: (c.signed_at, c.pk))
+                superseded = [consent]
+                _supersede([consent], newest, recorded_by)
+            else:
+                superseded = open_
+                _supersede(open_, consent, recorded_by)
+                if superseded:
+                    consent_superseded.send(
+                        sender=Consent, consent=consent, superseded=[c.pk for c in superseded]
+                    )
             transaction.on_commit(
                 lambda: consent_changed.send(
                     sender=Consent,
@@ -406,3 +510,14 @@ def record_consent(
             default_storage.delete(stored)
         raise
     return consent
+
+
+def _supersede(olds: list[Consent], new: Consent, actor) -> None:
+    at = timezone.now()
+    for old in olds:
+        old.superseded_at = at
+        old.superseded_by = new
+        old.save(update_fields=["superseded_at", "superseded_by"])
+        ConsentEvent.record(
+            old, ConsentEvent.Kind.SUPERSEDED, actor=actor, details={"by_consent": new.pk}
+        )

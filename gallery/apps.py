@@ -10,14 +10,20 @@ class GalleryConfig(AppConfig):
         from django.db.models.signals import post_delete, post_migrate, post_save
         from PIL import Image
 
-        from consent.signals import consent_changed
-        from gallery import images, receivers
+        from consent import hooks
+        from consent.signals import consent_changed, consent_superseded
+        from gallery import erasure, images, receivers
 
         images.register_heif()
         # Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that; the pipeline
         # turns the warning into a refusal, so the cap is the clinic's pixel limit.
         Image.MAX_IMAGE_PIXELS = settings.PHOTO_MAX_PIXELS
         consent_changed.connect(receivers.consent_changed, dispatch_uid="gallery-consent")
+        consent_superseded.connect(
+            receivers.consent_superseded, dispatch_uid="gallery-consent-superseded"
+        )
+        hooks.register(receivers.held_cases)
+        hooks.register_eraser(erasure.erase_cases)
         for model in ("Treatment", "Concern"):
             for signal in (post_save, post_delete):
                 signal.connect(

@@ -186,6 +186,11 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
         raise ManifestError(f"unknown patient {row.get('patient')!r}.")
     if consent is None:
         raise ManifestError(f"consent {row.get('consent')!r} was not imported.")
+    consent.refresh_from_db(fields=["superseded_at", "superseded_by"])
+    if consent.superseded_at is not None:
+        # A later consent of the manifest replaced it: the case goes under the consent
+        # in force, as a renewal moves existing cases.
+        consent = consent.patient.consent_in_force()
     photos = row.get("photos") or []
     if not photos:
         raise ManifestError("no photos.")
@@ -274,9 +279,11 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
 
 
 def _publish(case: Case, reviewer, report: ImportReport) -> None:
-    from gallery.workflow import WorkflowError, publish
+    from gallery.workflow import WorkflowError, publish, submit_for_review
 
     try:
+        # The same two steps as on the staff pages: a draft goes to review, then out.
+        submit_for_review(case, reviewer)
         publish(case, reviewer)
     except WorkflowError as error:
         report.not_published.append(f"case {case.pk}: " + " ".join(error.problems))

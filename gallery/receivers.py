@@ -4,17 +4,55 @@ from gallery.models import Case
 from gallery.publication import sync_cases
 
 
-def consent_changed(sender, consent, reason: str, superseded=(), **kwargs) -> None:
-    """A consent changed standing: bring every case under it in step with the rule.
+def consent_superseded(sender, consent, superseded, **kwargs) -> None:
+    """Inside the transaction that records a new consent: the cases under the consents it
+    replaces move under it, so the patient's latest choices count from its commit."""
+    Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
+        consent=consent
+    )
 
-    A new consent supersedes the patient's earlier ones: their cases move under it, so
-    the patient's latest choices are the ones that count.
-    """
-    if superseded:
-        Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
-            consent=consent
-        )
+
+def consent_changed(sender, consent, reason: str, superseded=(), **kwargs) -> None:
+    """After a consent changed standing: bring every case under it in step with the rule
+    (public files, listing, cached pages)."""
     sync_cases(list(Case.objects.filter(consent=consent).values_list("pk", flat=True)))
+
+
+def held_cases(*, patient=None, consent=None) -> list:
+    """The cases under a consent (or of a patient), for the consent app's pages and its
+    evidence bundle (``consent/hooks.py``)."""
+    from django.urls import reverse
+
+    from consent.hooks import HeldRecord
+
+    cases = Case.objects.select_related("treatment").prefetch_related("photos").order_by("pk")
+    cases = cases.filter(consent=consent) if consent is not None else cases.filter(patient=patient)
+    public = set(
+        Case.objects.public().filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True)
+    )
+    return [
+        HeldRecord(
+            label=f"{case.public_id}: {case.treatment.name}",
+            status=case.get_status_display(),
+            public=case.pk in public,
+            url=reverse("staff:case", args=[case.pk]),
+            files=tuple(
+                {
+                    "case": case.public_id,
+                    "treatment": case.treatment.slug,
+                    "status": case.status,
+                    "role": photo.role,
+                    "view": photo.view,
+                    "sha256": photo.sha256,
+                    "captured_at": photo.taken_at.isoformat() if photo.taken_at else "",
+                    "width": photo.width,
+                    "height": photo.height,
+                }
+                for photo in case.photos.all()
+            ),
+        )
+        for case in cases
+    ]
 
 
 def reference_data_changed(sender, **kwargs) -> None:

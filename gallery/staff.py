@@ -20,7 +20,17 @@ from gallery.forms import CaseForm, CropForm, PhotoUploadForm
 from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
 from gallery.publication import add_photo, build_case_renditions, remove_photo
-from gallery.workflow import WorkflowError, publish, send_back, submit_for_review, unpublish
+from gallery.workflow import (
+    TRANSITIONS,
+    WorkflowError,
+    allowed_actions,
+    can_edit,
+    publish,
+    reopen,
+    send_back,
+    submit_for_review,
+    unpublish,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +134,6 @@ def coverage(request: HttpRequest) -> HttpResponse:
 # --- cases ---------------------------------------------------------------------------
 
 
-def can_edit(user, case: Case) -> bool:
-    """Photographers edit only their own drafts; reviewers may fix cases under review."""
-    if user.is_superuser:
-        return case.status in (Case.Status.DRAFT, Case.Status.REVIEW)
-    if user.has_perm("gallery.publish_case") and case.status in (
-        Case.Status.DRAFT,
-        Case.Status.REVIEW,
-    ):
-        return True
-    return (
-        user.has_perm("gallery.change_case")
-        and case.status == Case.Status.DRAFT
-        and case.created_by_id == user.pk
-    )
-
-
 def _editable_case(request: HttpRequest, pk: int) -> Case:
     case = get_object_or_404(Case.objects.select_related("treatment", "consent"), pk=pk)
     if not can_edit(request.user, case):
@@ -213,6 +207,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "pair_warnings": pair_warnings,
         "editable": can_edit(request.user, case),
         "can_publish": request.user.has_perm("gallery.publish_case"),
+        "actions": allowed_actions(request.user, case),
         "problems": case.publication_problems() if case.status == Case.Status.PUBLISHED else [],
         "roles": Photo.Role.choices,
         "views": Photo.View.choices,
@@ -362,9 +357,32 @@ def case_send_back(request: HttpRequest, pk: int) -> HttpResponse:
 def case_unpublish(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(Case, pk=pk)
     archive = request.POST.get("archive") == "1"
-    unpublish(case, request.user, archive=archive)
-    done = "Archived" if archive else "Unpublished"
-    messages.success(request, f"{done}: the case and its images left the public gallery.")
+    try:
+        unpublish(case, request.user, archive=archive)
+    except WorkflowError as error:
+        for problem in error.problems:
+            messages.error(request, problem)
+    else:
+        if archive:
+            messages.success(request, "Archived: the case is off the public gallery, if it was on.")
+        else:
+            messages.success(
+                request, "Unpublished: the case and its images left the public gallery."
+            )
+    return redirect("staff:case", pk=case.pk)
+
+
+@staff_required("gallery.publish_case")
+@require_POST
+def case_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(Case, pk=pk)
+    try:
+        reopen(case, request.user)
+    except WorkflowError as error:
+        for problem in error.problems:
+            messages.error(request, problem)
+    else:
+        messages.success(request, f"{TRANSITIONS['reopen'].label}: done.")
     return redirect("staff:case", pk=case.pk)
 
 

@@ -28,6 +28,7 @@ urlpatterns = [
     path("cases/<int:pk>/publish/", staff.case_publish, name="case-publish"),
     path("cases/<int:pk>/send-back/", staff.case_send_back, name="case-send-back"),
     path("cases/<int:pk>/unpublish/", staff.case_unpublish, name="case-unpublish"),
+    path("cases/<int:pk>/reopen/", staff.case_reopen, name="case-reopen"),
     path("photos/<int:pk>/original", staff.photo_original, name="photo-original"),
     path(
         "photos/<int:pk>/preview/<int:width>.<str:fmt>", staff.photo_preview, name="photo-preview"

@@ -54,6 +54,7 @@ STAFF_ROLES = {
     "staff:case-publish": {R, S},
     "staff:case-send-back": {R, S},
     "staff:case-unpublish": {R, S},
+    "staff:case-reopen": {R, S},
     "consent:list": {P, R, C, S},
     "consent:patient-new": {P, C, S},
     "consent:patient": {P, R, C, S},

@@ -80,7 +80,7 @@ def test_adding_a_photo_in_the_admin_goes_through_the_pipeline(admin_client):
 
     from tests.conftest import skin_jpeg, stored_files
 
-    case = make_case(photos=False)
+    case = make_case(photos=False, status="draft")
     good = io.BytesIO(skin_jpeg(size=(400, 300)))
     good.name = "x.jpg"
     response = admin_client.post(

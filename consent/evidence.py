@@ -1,0 +1,88 @@
+"""The evidence bundle: one zip for a regulator or a complaint."""
+
+import csv
+import io
+import json
+import re
+import zipfile
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from consent.hooks import EVIDENCE_COLUMNS, held_records
+from consent.models import Consent
+
+
+def evidence_filename(consent: Consent) -> str:
+    # The chart reference is the clinic's own text: keep only what is safe in any header
+    # or file system, whatever was imported before references were validated.
+    reference = re.sub(r"[^A-Za-z0-9._-]+", "-", consent.patient.reference).strip("-.")
+    return f"consent-{consent.pk}-{reference or 'patient'}-evidence.zip"
+
+
+def evidence_bundle(consent: Consent) -> bytes:
+    """The record, the text signed, the document, what it covered and the whole event
+    trail, with a readable summary."""
+    records = held_records(consent=consent)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        summary = [
+            f"Consent evidence, exported {timezone.now():%Y-%m-%d %H:%M %Z}",
+            "",
+            f"Patient: {consent.patient.full_name} ({consent.patient.reference})",
+            f"Form: {consent.form.title}, version {consent.form.version}",
+            f"Signed by: {consent.signed_by_name}"
+            + (
+                f" ({consent.representative_authority})"
+                if consent.representative_authority
+                else " (the patient)"
+            ),
+            f"Signed at: {consent.signed_at.isoformat()}",
+            f"Expires at: {consent.expires_at.isoformat()}",
+            f"Recorded by: {consent.recorded_by or 'import'} at {consent.recorded_at.isoformat()}",
+            f"Patient is an adult: {'yes' if consent.patient_is_adult else 'no'}",
+            f"Identifiable photos allowed: {'yes' if consent.identifiable else 'no'}",
+            "Scopes: " + (", ".join(consent.scopes()) or "none"),
+            f"Status now: {consent.status}",
+        ]
+        if consent.superseded_at:
+            summary.append(
+                f"Superseded at: {consent.superseded_at.isoformat()} "
+                f"by consent {consent.superseded_by_id}"
+            )
+        if consent.withdrawn_at:
+            summary.append(
+                f"Withdrawn at: {consent.withdrawn_at.isoformat()} "
+                f"({consent.get_withdrawal_channel_display()}, "
+                f"by {consent.withdrawn_by or 'the patient'})"
+            )
+        summary += ["", f"Cases under this consent: {len(records)}"]
+        photos_csv = io.StringIO()
+        writer = csv.DictWriter(photos_csv, fieldnames=EVIDENCE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            summary.append(f"  {record.label}, {record.status}")
+            writer.writerows(record.files)
+        events_csv = io.StringIO()
+        writer = csv.writer(events_csv)
+        writer.writerow(["at", "event", "actor", "details"])
+        for event in consent.events.select_related("actor"):
+            writer.writerow(
+                [
+                    event.at.isoformat(),
+                    event.get_kind_display(),
+                    event.actor.get_username() if event.actor else event.actor_label,
+                    json.dumps(event.details, sort_keys=True),
+                ]
+            )
+        z.writestr("summary.txt", "\n".join(summary) + "\n")
+        z.writestr(
+            f"consent-form-{consent.form.version}.txt",
+            f"{consent.form.title}\n\n{consent.form.body}",
+        )
+        z.writestr("photos.csv", photos_csv.getvalue())
+        z.writestr("events.csv", events_csv.getvalue())
+        if consent.signature:
+            with default_storage.open(consent.signature.name, "rb") as f:
+                z.writestr("signed-document." + consent.signature.name.rsplit(".", 1)[-1], f.read())
+    return buf.getvalue()
