@@ -66,6 +66,8 @@ FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so it marks every response of a private URL, whichever layer made it.
+    "clinic.middleware.PrivatePagesNotStoredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Compresses HTML and JSON (a 70 kB list page is 6 kB gzipped). Django pads the
     # output randomly against BREACH; public pages carry no secret anyway.
