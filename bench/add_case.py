@@ -1082,7 +1082,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {loadavg()}")
     print("Setup:", flush=True)
     manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo", "--count", str(DEMO_COUNT))
+    # The demo login with its known password is made only with debug on.
+    manage({**env, "DJANGO_DEBUG": "on"}, "seed_demo", "--count", str(DEMO_COUNT))
     manage(env, "collectstatic", "--noinput")
     # A token per run: a reused --workdir gets new patients (a new case on a new patient).
     token = secrets.token_hex(2).upper()

@@ -1219,7 +1219,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         print("  DATABASE_URL is set: that database is migrated and seeded with demo cases.")
     print(f"Setup ({os.cpu_count()} CPUs, load average {loadavg()}):", flush=True)
     manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo", "--count", str(args.count))
+    # The demo login with its known password is made only with debug on.
+    manage({**env, "DJANGO_DEBUG": "on"}, "seed_demo", "--count", str(args.count))
     manage(env, "collectstatic", "--noinput")
     cases = cast(
         list[int], shell_json(env, CREATE_DRAFTS.format(user=DEMO_USER, count=args.uploads))

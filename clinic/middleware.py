@@ -1,4 +1,6 @@
-"""Permissions-Policy, written by hand: django-permissions-policy sets one policy for the
+"""The project's own response headers.
+
+Permissions-Policy is written by hand: django-permissions-policy sets one policy for the
 whole site, and the camera must be allowed on the staff upload page only."""
 
 from collections.abc import Callable
@@ -31,3 +33,22 @@ class PermissionsPolicyMiddleware:
 
     def process_view(self, request: HttpRequest, view, args, kwargs) -> None:
         request._camera_allowed = getattr(view, "permissions_policy_camera", False)
+
+
+# Pages with patients' names, consent records or staff work: a browser's back button on a
+# shared clinic computer, or any cache between, must not keep them.
+PRIVATE_PREFIXES = ("/staff/", "/admin/", "/consent/")
+
+
+class PrivatePagesNotStoredMiddleware:
+    """Cache-Control: no-store on every private page, decided by the URL so that no view
+    can forget it (the log-in and lock-out pages and error pages included)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path_info.startswith(PRIVATE_PREFIXES):
+            response["Cache-Control"] = "no-store, private"
+        return response

@@ -66,6 +66,8 @@ FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so it marks every response of a private URL, whichever layer made it.
+    "clinic.middleware.PrivatePagesNotStoredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Compresses HTML and JSON (a 70 kB list page is 6 kB gzipped). Django pads the
     # output randomly against BREACH; public pages carry no secret anyway.
@@ -350,16 +352,27 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
-# Brute force: django-axes locks the username and, separately, the address after five
-# failures on the staff and admin logins, for 30 minutes.
+# Brute force: django-axes counts failures per username *and* address together, and after
+# five stops that address guessing that account for 30 minutes. Failures from elsewhere
+# (invented usernames, the same username from other addresses) never lock a member of
+# staff out of their own account from their own address.
+# What this does not stop: one address spraying many usernames gets five tries at each,
+# and many addresses get five tries each at one account. A second, higher limit per
+# address alone would catch the first, but axes compares every lockout group against
+# the one AXES_FAILURE_LIMIT (and a per-address group at five would let any shared
+# address, a clinic's NAT or the proxy itself, be locked by strangers). So the login
+# paths are rate-limited per address at the proxy instead (README, "Deploying"), and
+# staff passwords go through Django's validators.
 AXES_ENABLED = envbool("AXES_ENABLED", "on")
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = envint("AXES_PROXY_COUNT", 1 if HTTPS else 0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The number of proxies in front of the app (nginx: 1; a CDN in front of it: 2). The
+# client's address is read from X-Forwarded-For behind exactly that many.
+TRUSTED_PROXY_COUNT = envint("AXES_PROXY_COUNT", 1 if HTTPS else 0)
+AXES_CLIENT_IP_CALLABLE = "clinic.forwarded.client_address"
 
 LOGGING = {
     "version": 1,

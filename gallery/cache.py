@@ -60,14 +60,13 @@ def current_generation() -> str:
     return token
 
 
-def _known_params(request: HttpRequest) -> str:
+def known_params(request: HttpRequest) -> list[tuple[str, str]]:
     """The query parameters a public page reads, sorted. Others (utm_*, fbclid, random
     cache-busters) must neither split the cache nor let anyone bypass it at will."""
     from gallery.filters import CaseFilter
 
     known = set(CaseFilter.base_filters) | {"page"}
-    pairs = sorted((k, v) for k in request.GET if k in known for v in request.GET.getlist(k))
-    return urlencode(pairs)
+    return sorted((k, v) for k in request.GET if k in known for v in request.GET.getlist(k))
 
 
 def cached_public_page(view: Callable) -> Callable:
@@ -81,7 +80,7 @@ def cached_public_page(view: Callable) -> Callable:
             [
                 request.get_host(),
                 request.path,
-                _known_params(request),
+                urlencode(known_params(request)),
                 request.headers.get("Accept", ""),
                 request.headers.get("X-Fragment", ""),
             ]

@@ -2,6 +2,7 @@ import json
 import math
 import mimetypes
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files.storage import storages
@@ -18,12 +19,13 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from gallery.api import case_json
-from gallery.cache import cached_public_page, current_generation
+from gallery.cache import cached_public_page, current_generation, known_params
 from gallery.filters import SORTS, CaseFilter
 from gallery.listing import checked, page_of
 from gallery.models import (
@@ -38,6 +40,17 @@ from gallery.openapi import openapi_document
 
 PER_PAGE = 24
 SITEMAP_CASES = 10_000  # cases per sitemap file
+MEDIA_PATH_MAX = 200  # public rendition names are about 40 characters
+
+
+# The escapes of Django's json_script, for a JSON-LD block (json_script writes only
+# type="application/json"): no "</script>" or "<!--" in the data can end the block.
+_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+def json_for_script(value) -> str:
+    """JSON that is safe to write between <script> and </script>."""
+    return mark_safe(json.dumps(value).translate(_SCRIPT_ESCAPES))
 
 
 def _page_number(raw: str | None, pages: int) -> int | None:
@@ -66,9 +79,11 @@ def _gallery_page(request: HttpRequest):
 
 
 def _page_link(request: HttpRequest, number: int) -> str:
-    params = request.GET.copy()
-    params["page"] = str(number)
-    return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    # Only the parameters the page reads: the cached page is shared by every request that
+    # differs in the others, so whatever else one visitor sent must not end up in it.
+    params = [(k, v) for k, v in known_params(request) if k != "page"]
+    query = urlencode([*params, ("page", str(number))])
+    return request.build_absolute_uri(f"{request.path}?{query}")
 
 
 def filter_groups(request: HttpRequest, facets: dict[str, dict[str, int]]) -> list[dict]:
@@ -259,7 +274,7 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "treatment": treatment,
             "cases": cases,
             "canonical": request.build_absolute_uri(treatment.get_absolute_url()),
-            "faq_json": json.dumps(
+            "faq_json": json_for_script(
                 {
                     "@context": "https://schema.org",
                     "@type": "FAQPage",
@@ -403,10 +418,20 @@ def public_media(request: HttpRequest, path: str) -> FileResponse:
     """
     if not settings.SERVE_PUBLIC_MEDIA:
         raise Http404
+    # Rendition names are short and plain (r/<key>/<width>.<ext>); anything else is
+    # nobody's file and must not reach the filesystem, which answers a NUL byte or an
+    # over-long name with an exception (a 500) instead of "no such file".
+    parts = path.split("/")
+    if len(path) > MEDIA_PATH_MAX or "\\" in path or "\x00" in path or {"", ".", ".."} & set(parts):
+        raise Http404
     storage = storages["public"]
     root = Path(storage.location).resolve()
-    target = (root / path).resolve()
-    if root not in target.parents or not target.is_file():
+    try:
+        target = (root / path).resolve()
+        found = root in target.parents and target.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise Http404
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if not content_type.startswith("image/"):

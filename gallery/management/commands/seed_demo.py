@@ -2,9 +2,11 @@
 
 import io
 import random
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -16,7 +18,10 @@ from gallery.models import Case, Concern, Photo, Treatment
 from gallery.publication import add_photo, build_renditions
 
 DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "demo-gallery-2026"
+DEMO_PASSWORD = "demo-gallery-2026"  # published in the README: only ever set with debug on
+# Without a login, the demo cases are recorded and approved by this account, which has no
+# password, no role and cannot log in.
+AUTHOR_USERNAME = "demo-author"
 
 CONCERN_AREAS = {
     "acne-scars": "cheeks",
@@ -34,13 +39,22 @@ PRACTITIONERS = [
 
 
 class Command(BaseCommand):
-    help = "Create demo cases (synthetic images, labelled as demo) and a demo staff login."
+    help = (
+        "Create demo cases (synthetic images, labelled as demo) and, with debug on, the "
+        "demo staff login."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=30, help="number of demo cases")
+        parser.add_argument(
+            "--staging-login",
+            action="store_true",
+            help="with debug off: make the demo login anyway, with a new random password "
+            "printed once (a staging site)",
+        )
 
-    def handle(self, *args, count: int, **options):
-        staff = self.demo_user()
+    def handle(self, *args, count: int, staging_login: bool, **options):
+        staff = self.demo_login(staging_login) or self.demo_author()
         treatments = list(Treatment.objects.order_by("slug"))
         concerns = list(Concern.objects.order_by("slug"))
         form = ConsentForm.current()
@@ -120,14 +134,61 @@ class Command(BaseCommand):
             )
         )
 
+    def demo_login(self, staging: bool) -> User | None:
+        """The demo staff login in every role, or None on a site with debug off.
+
+        Its password is published (README, Makefile), so it exists only where debug is on:
+        a site with debug off may face the internet. A staging site asks for it with
+        --staging-login and gets a random password instead.
+        """
+        if staging:
+            password = secrets.token_urlsafe(16)
+            user = self.demo_user()
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Staging login: user {DEMO_USERNAME}  password {password}\n"
+                    "  (shown this once; run again for a new one)"
+                )
+            )
+            return user
+        if settings.DEBUG:
+            user = self.demo_user()
+            if not user.has_usable_password():
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            return user
+        self.stdout.write(
+            self.style.WARNING(
+                "Debug is off: no demo login made (its password is public). "
+                "Use --staging-login for one with a random password."
+            )
+        )
+        known = User.objects.filter(username=DEMO_USERNAME).first()
+        if known and known.check_password(DEMO_PASSWORD):
+            known.set_unusable_password()
+            known.save(update_fields=["password"])
+            self.stdout.write(self.style.WARNING("The existing demo login's password is removed."))
+        return None
+
     def demo_user(self) -> User:
         user, made = User.objects.get_or_create(
             username=DEMO_USERNAME, defaults={"is_staff": True, "email": "demo@example.com"}
         )
         if made:
-            user.set_password(DEMO_PASSWORD)
-            user.save()
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
         user.groups.set(
             Group.objects.filter(name__in=["Photographers", "Reviewers", "Consent officers"])
         )
+        return user
+
+    def demo_author(self) -> User:
+        user, made = User.objects.get_or_create(
+            username=AUTHOR_USERNAME, defaults={"is_active": False}
+        )
+        if made:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
         return user
