@@ -16,7 +16,7 @@ from PIL import Image
 from consent.models import Consent, ConsentForm, Patient
 from gallery.models import Case, Concern, Photo, Treatment
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.corpus"]
 
 _counter = itertools.count(1)
 
