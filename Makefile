@@ -3,7 +3,7 @@ ADDR ?= 127.0.0.1:8000
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format migrations-check bench demo
+.PHONY: run test system-packages lint format migrations-check bench demo
 
 $(PY):
 	@PYTHON_BIN=$$(./.ci/find-python) || exit 1; \
@@ -28,8 +28,12 @@ run: $(VENV)/.installed
 	@echo ""
 	DJANGO_DEBUG=on $(PY) manage.py runserver --noreload $(ADDR)
 
-test: $(VENV)/.installed-dev
+test: system-packages $(VENV)/.installed-dev
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} DJANGO_HTTPS=off $(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium for the browser tests: installed when root on Debian/Ubuntu, else asked for.
+system-packages:
+	@./.ci/system-packages
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -16,9 +16,21 @@ from PIL import Image
 from consent.models import Consent, ConsentForm, Patient
 from gallery.models import Case, Concern, Photo, Treatment
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.corpus"]
 
 _counter = itertools.count(1)
+
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
+
+
+def pytest_collection_modifyitems(items):
+    """A backend_free test runs in CI's SQLite pass only: one that reached the database
+    would silently lose its runs on PostgreSQL."""
+    for item in items:
+        if item.get_closest_marker("backend_free") and (
+            item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        ):
+            raise pytest.UsageError(f"{item.nodeid} is marked backend_free but uses the database")
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from tests.conftest import fetch, make_case, make_user, skin_jpeg
 from tests.icc import DISPLAY_P3
 
 
+@pytest.mark.backend_free
 def test_display_p3_photos_are_converted_to_srgb():
     colour = (40, 200, 90)  # a saturated green, where P3 and sRGB differ most
     im = Image.new("RGB", (200, 100), colour)

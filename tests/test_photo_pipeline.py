@@ -54,6 +54,7 @@ def validate(data: bytes, name="photo.jpg", **kw):
     return images.validate_photo(io.BytesIO(data), name, **kw)
 
 
+@pytest.mark.backend_free
 def test_phone_portrait_with_gps_and_xmp_renders_upright_without_metadata():
     data = phone_portrait_jpeg()
     facts = validate(data)
@@ -73,6 +74,7 @@ def test_phone_portrait_with_gps_and_xmp_renders_upright_without_metadata():
         assert g > 120 and r < 100
 
 
+@pytest.mark.backend_free
 def test_heic_with_gps_is_accepted_and_renders_clean():
     im = Image.new("RGB", (640, 480), (180, 120, 100))
     buf = io.BytesIO()
@@ -86,6 +88,7 @@ def test_heic_with_gps_is_accepted_and_renders_clean():
         assert not Image.open(io.BytesIO(out)).getexif()
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize(
     "content, name, message",
     [
@@ -125,17 +128,20 @@ def test_refusals_are_clear_sentences(content, name, message):
     assert info.value.message.startswith(message)
 
 
+@pytest.mark.backend_free
 def test_a_truncated_jpeg_is_refused_as_damaged():
     data = skin_jpeg(size=(600, 400))
     with pytest.raises(images.PhotoRejected, match="damaged or incomplete"):
         validate(data[: len(data) // 2])
 
 
+@pytest.mark.backend_free
 def test_size_cap():
     with pytest.raises(images.PhotoRejected, match="This file is 17 KB; the limit is 10 KB."):
         validate(jpeg_bytes(), max_bytes=1024 * 1024 // 100)
 
 
+@pytest.mark.backend_free
 def test_pixel_cap_and_decompression_bombs():
     with pytest.raises(images.PhotoRejected, match="the limit is 1 megapixels"):
         validate(jpeg_bytes((1200, 900)), max_pixels=1_000_000)
@@ -146,6 +152,7 @@ def test_pixel_cap_and_decompression_bombs():
         validate(bomb.getvalue(), "bomb.png")
 
 
+@pytest.mark.backend_free
 def test_animations_are_refused():
     frames = [Image.new("RGB", (50, 50), c) for c in ("red", "blue")]
     buf = io.BytesIO()
@@ -268,6 +275,7 @@ def test_removing_a_photo_deletes_its_files_after_commit(django_capture_on_commi
     assert not any(storages["default"].exists(n) for n in names)
 
 
+@pytest.mark.backend_free
 def test_output_sizes_are_distinct_and_never_upscaled():
     assert images.pair_output_sizes([(4000, 3000)], 4 / 3) == [(480, 360), (960, 720), (1600, 1200)]
     assert images.pair_output_sizes([(1600, 1200)], 4 / 3) == [(480, 360), (960, 720), (1600, 1200)]
