@@ -7,6 +7,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import storages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.http import content_disposition_header
 
 
 def staff_required(*perms: str, any_of: bool = False) -> Callable:
@@ -43,7 +44,7 @@ def private_file_response(name: str, content_type: str, filename: str) -> HttpRe
     if not storage.exists(name):
         raise Http404
     response = FileResponse(storage.open(name, "rb"), content_type=content_type)
-    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(False, filename)
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response

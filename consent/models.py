@@ -9,19 +9,8 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from clinic.validators import validate_patient_reference
 from consent.signals import consent_changed, consent_superseded
-
-
-def validate_reference(value: str) -> None:
-    """A chart reference appears in file names, headers and exports: printable characters
-    only, and none that could end a quoted string, a header or a path."""
-    if not value.isprintable() or any(c in value for c in "\"'\\/`<>;"):
-        raise ValidationError(
-            "A reference cannot contain quotes, slashes, < > ; ` or line breaks.",
-            code="invalid_reference",
-        )
-    if value != value.strip():
-        raise ValidationError("Remove the spaces at the start or end.", code="invalid_reference")
 
 
 class Patient(models.Model):
@@ -29,7 +18,7 @@ class Patient(models.Model):
         max_length=64,
         unique=True,
         help_text="The clinic's chart reference.",
-        validators=[validate_reference],
+        validators=[validate_patient_reference],
     )
     full_name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)

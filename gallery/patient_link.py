@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from clinic.forwarded import client_address
 from consent.models import Consent, consent_for_token, withdraw_patient_consent
 from consent.receipts import send_withdrawal_receipt
 from gallery.models import Case
@@ -58,7 +59,7 @@ def patient_withdraw(request: HttpRequest, token: str) -> HttpResponse:
         withdrawn = withdraw_patient_consent(
             patient,
             channel=Consent.Channel.PATIENT_PAGE,
-            details={"link_of_consent": linked.pk},
+            details={"link_of_consent": linked.pk, "ip": client_address(request) or ""},
         )
         if withdrawn is not None:
             send_withdrawal_receipt(withdrawn)

@@ -11,8 +11,12 @@ from gallery.models import Case
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_publishes_labelled_cases_for_both_treatments_and_every_skin_type(client):
-    call_command("seed_demo", count=24, stdout=open("/dev/null", "w"))
+def test_seed_demo_publishes_labelled_cases_for_both_treatments_and_every_skin_type(
+    client, django_capture_on_commit_callbacks
+):
+    # Publishing puts the images up after commit, as on the staff pages.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", count=24, stdout=open("/dev/null", "w"))
     public = Case.objects.public()
     assert public.count() == 24
     assert set(public.values_list("fitzpatrick", flat=True)) == {1, 2, 3, 4, 5, 6}

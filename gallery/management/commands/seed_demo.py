@@ -12,15 +12,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from consent.models import Consent, ConsentEvent, ConsentForm, Patient
+from consent.models import ConsentForm, Patient, record_consent
 from gallery.demo_images import skin_pair
 from gallery.models import Case, Concern, Photo, Treatment
 from gallery.publication import add_photo, build_renditions
+from gallery.workflow import publish, submit_for_review
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-gallery-2026"  # published in the README: only ever set with debug on
 # Without a login, the demo cases are recorded and approved by this account, which has no
-# password, no role and cannot log in.
+# usable password and cannot log in.
 AUTHOR_USERNAME = "demo-author"
 
 CONCERN_AREAS = {
@@ -74,19 +75,19 @@ class Command(BaseCommand):
                 patient, _ = Patient.objects.get_or_create(
                     reference=reference, defaults={"full_name": f"Demo patient {n}"}
                 )
-                consent = Consent.objects.create(
-                    patient=patient,
-                    form=form,
+                consent = record_consent(
+                    patient,
+                    form,
+                    staff,
+                    None,
+                    signed_at=now - timedelta(days=200 + n),
                     allow_website=True,
                     allow_education=rng.random() < 0.5,
                     identifiable=True,
                     patient_is_adult=True,
-                    signed_at=now - timedelta(days=200 + n),
                     signed_by_name=patient.full_name,
                     expires_at=now + timedelta(days=3 * 365),
-                    recorded_by=staff,
                 )
-                ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
                 practitioner, credentials = PRACTITIONERS[n % len(PRACTITIONERS)]
                 sessions = rng.choice([1, 2, 3, 3, 4, 5, 6])
                 case = Case.objects.create(
@@ -119,12 +120,10 @@ class Command(BaseCommand):
                 image.save(buf, format="JPEG", quality=90)
                 buf.seek(0)
                 add_photo(case, role, Photo.View.FRONT, buf, f"demo-{role}.jpg")
-            Case.objects.filter(pk=case.pk).update(
-                status=Case.Status.PUBLISHED,
-                reviewed_by=staff,
-                published_at=now - timedelta(days=count - n),
-            )
             build_renditions(case)
+            # Through the workflow, as on the staff pages: submitted, then published.
+            submit_for_review(case, staff)
+            publish(case, staff, override="Demo case: synthetic images.")
             created += 1
             self.stdout.write(f"  demo case {n}/{count}: {case.public_id}")
         self.stdout.write(
@@ -185,10 +184,11 @@ class Command(BaseCommand):
         return user
 
     def demo_author(self) -> User:
-        user, made = User.objects.get_or_create(
-            username=AUTHOR_USERNAME, defaults={"is_active": False}
-        )
-        if made:
+        # Photographer and reviewer, so the demo goes through the workflow like any case;
+        # with no usable password it can never log in.
+        user, made = User.objects.get_or_create(username=AUTHOR_USERNAME)
+        if made or user.has_usable_password():
             user.set_unusable_password()
             user.save(update_fields=["password"])
+        user.groups.set(Group.objects.filter(name__in=["Photographers", "Reviewers"]))
         return user
