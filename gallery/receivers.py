@@ -1,5 +1,7 @@
 import contextlib
 
+from django.db import transaction
+
 from gallery.models import Case
 from gallery.publication import sync_cases
 
@@ -7,9 +9,16 @@ from gallery.publication import sync_cases
 def consent_superseded(sender, consent, superseded, **kwargs) -> None:
     """Inside the transaction that records a new consent: the cases under the consents it
     replaces move under it, so the patient's latest choices count from its commit."""
+    from gallery.cache import new_generation
+
     Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
         consent=consent
     )
+    # Cached pages may show these cases under the old scope: renew the generation now and
+    # again on commit, so that even if the after-commit work (files, listing) never runs,
+    # no cached page outlives the change by more than this transaction's last moments.
+    new_generation()
+    transaction.on_commit(new_generation)
 
 
 def consent_changed(sender, consent, reason: str, superseded=(), **kwargs) -> None:
