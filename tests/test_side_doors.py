@@ -10,7 +10,7 @@ import re
 import pytest
 from django.test import Client
 
-from consent.models import Consent, ConsentEvent, record_consent
+from consent.models import Consent, ConsentEvent, Patient, record_consent
 from gallery.models import Case, Photo, Treatment, public_name
 from tests.conftest import (
     fetch,
@@ -512,3 +512,95 @@ def test_a_crash_after_a_narrowing_renewal_commits_hides_the_case(
     assert visitor.get(case.get_absolute_url()).status_code == 404
     assert visitor.get("/api/cases/").json()["count"] == 0
     assert case.public_id not in visitor.get("/gallery/").content.decode()
+
+
+def test_a_case_added_in_the_admin_is_a_draft_whatever_is_posted(
+    client, django_capture_on_commit_callbacks
+):
+    me = staff(client, "Photographers")
+    template = make_case(status="draft", published_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/gallery/case/add/",
+            case_form_data(template, status="published", reviewed_by=me.pk, published_at="x"),
+        )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    added = Case.objects.latest("pk")
+    assert added.pk != template.pk
+    assert (added.status, added.created_by, added.reviewed_by) == ("draft", me, None)
+    assert not Case.objects.public().exists()
+
+
+def test_a_case_cannot_be_added_in_the_admin_under_a_superseded_consent(client):
+    staff(client, "Photographers")
+    template = make_case(status="draft", published_at=None)
+    Consent.objects.filter(pk=template.consent_id).update(
+        superseded_at=template.consent.signed_at, superseded_by=make_consent(template.patient)
+    )
+    response = client.post("/admin/gallery/case/add/", case_form_data(template))
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert Case.objects.count() == 1
+
+
+def test_alt_text_is_edited_in_the_admin_only_where_the_case_may_be_edited(
+    client, django_capture_on_commit_callbacks
+):
+    me = staff(client, "Photographers")
+    live = make_public_case(created_by=me)
+    visitor = Client()
+    images = warm(visitor)
+    photo = live.photos.first()
+    url = f"/admin/gallery/photo/{photo.pk}/change/"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"alt_text": "Changed behind review"}).status_code == 403
+    photo.refresh_from_db()
+    assert photo.alt_text == ""
+    Case.objects.filter(pk=live.pk).update(status="draft", reviewed_by=None, published_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"alt_text": "Cheek, close light"}).status_code == 302
+    photo.refresh_from_db()
+    assert photo.alt_text == "Cheek, close light"
+    assert_surfaces_agree(visitor, images)
+
+
+# --- the consent officer's pages --------------------------------------------------------
+
+
+def test_staff_withdrawal_asks_for_confirmation_first(client, django_capture_on_commit_callbacks):
+    staff(client, "Consent officers")
+    case = make_public_case()
+    page = client.get(f"/staff/consents/{case.consent_id}/withdraw/")
+    assert page.status_code == 200
+    assert "1 public case will leave the gallery" in page.content.decode()
+    case.consent.refresh_from_db()
+    assert case.consent.withdrawn_at is None and case.is_public
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/staff/consents/{case.consent_id}/withdraw/", {"channel": "phone"})
+    case.consent.refresh_from_db()
+    assert case.consent.withdrawal_channel == "phone"
+    assert not Case.objects.public().exists()
+
+
+@pytest.mark.parametrize(
+    "reference", ['P-1"; filename=x.exe', "P-1\r\nX-Evil: 1", "a/b", "P\u202e1"]
+)
+def test_a_patient_reference_with_quotes_slashes_or_line_breaks_gets_a_form_error(
+    client, reference
+):
+    staff(client, "Consent officers")
+    response = client.post(
+        "/staff/consents/patients/new/", {"reference": reference, "full_name": "Ada"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["reference"]
+    assert not Patient.objects.filter(full_name="Ada").exists()
+
+
+def test_an_old_reference_with_quotes_still_downloads_under_a_safe_file_name(client):
+    staff(client, "Consent officers")
+    consent = make_consent()
+    Patient.objects.filter(pk=consent.patient_id).update(reference='P"1\r\n; x/../y')
+    response = client.get(f"/staff/consents/{consent.pk}/evidence.zip")
+    assert response.status_code == 200
+    disposition = response["Content-Disposition"]
+    assert disposition == f'attachment; filename="consent-{consent.pk}-P-1-x-..-y-evidence.zip"'
