@@ -24,7 +24,6 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
-from gallery.api import case_json
 from gallery.cache import cached_public_page, current_generation, known_params
 from gallery.filters import SORTS, CaseFilter
 from gallery.listing import checked, page_of
@@ -37,6 +36,7 @@ from gallery.models import (
     reference_data,
 )
 from gallery.openapi import openapi_document
+from gallery.serialisers import case_json
 
 PER_PAGE = 24
 SITEMAP_CASES = 10_000  # cases per sitemap file
