@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.sitemaps",  # its sitemap.xml and sitemap_index.xml templates
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_filters",

@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", gallery_views.healthz, name="healthz"),
     path("robots.txt", gallery_views.robots_txt, name="robots"),
     path("sitemap.xml", gallery_views.sitemap_xml, name="sitemap"),
+    path("sitemap-<slug:section>.xml", gallery_views.sitemap_section, name="sitemap-section"),
     re_path(r"^media/public/(?P<path>.+)$", gallery_views.public_media, name="public-media"),
     path("staff/consents/", include("consent.urls")),
     path("staff/", include("gallery.staff_urls")),

@@ -12,7 +12,7 @@ case's consent expires, and the first request after that moment starts a new gen
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import wraps
 from urllib.parse import urlencode
@@ -60,17 +60,24 @@ def current_generation() -> str:
     return token
 
 
-def known_params(request: HttpRequest) -> list[tuple[str, str]]:
-    """The query parameters a public page reads, sorted. Others (utm_*, fbclid, random
-    cache-busters) must neither split the cache nor let anyone bypass it at will."""
+def known_params(request: HttpRequest, reads: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The query parameters a public page reads (the filters, ``page`` and the view's own
+    ``reads``), sorted. Others (utm_*, fbclid, random cache-busters) must neither split
+    the cache nor let anyone bypass it at will."""
     from gallery.filters import CaseFilter
 
-    known = set(CaseFilter.base_filters) | {"page"}
+    known = set(CaseFilter.base_filters) | {"page", *reads}
     return sorted((k, v) for k in request.GET if k in known for v in request.GET.getlist(k))
 
 
-def cached_public_page(view: Callable) -> Callable:
-    """Cache anonymous GET responses of a public view under the current generation."""
+def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = ()) -> Callable:
+    """Cache anonymous GET responses of a public view under the current generation.
+
+    ``@cached_public_page``, or ``@cached_public_page(reads=["p"])`` for a view that also
+    reads query parameters of its own (the sitemap's file number)."""
+    if view is None:
+        return lambda view: cached_public_page(view, reads=reads)
+    reads = tuple(reads)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -80,7 +87,7 @@ def cached_public_page(view: Callable) -> Callable:
             [
                 request.get_host(),
                 request.path,
-                urlencode(known_params(request)),
+                urlencode(known_params(request, reads)),
                 request.headers.get("Accept", ""),
                 request.headers.get("X-Fragment", ""),
             ]
@@ -96,7 +103,7 @@ def cached_public_page(view: Callable) -> Callable:
             return response
         response = view(request, *args, **kwargs)
         if getattr(response, "is_rendered", True) is False:
-            response.render()  # a TemplateResponse (the sitemap)
+            response.render()  # a TemplateResponse: rendered before it is stored
         if response.status_code == 200 and not response.streaming and not response.cookies:
             # Per-request headers are not kept: the CSP middleware adds a fresh one.
             skip = {"set-cookie", "content-security-policy"}

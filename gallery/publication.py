@@ -143,6 +143,33 @@ def pair_crops(before: Photo, after: Photo) -> tuple[images.Crop, images.Crop]:
     return crops[0], crops[1]
 
 
+def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -> None:
+    """Crop one photo at this zoom and centre (fractions of the photo), keeping the shape
+    of its pair, and render the pair again; the original is never altered.
+
+    The shape is the partner's own crop when it has one, else the pair's common aspect;
+    a partner still on its default crop gets that default fixed to the same shape, so the
+    two crops stay equal in shape whichever is adjusted later."""
+    partner = (
+        Photo.objects.filter(case_id=photo.case_id, view=photo.view).exclude(pk=photo.pk).first()
+    )
+    sizes = [(photo.width, photo.height)] + ([(partner.width, partner.height)] if partner else [])
+    aspect = images.common_aspect(sizes)
+    if partner and partner.crop_left is not None:
+        aspect = (partner.crop_width * partner.width) / (partner.crop_height * partner.height)
+    crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y)
+    with transaction.atomic():
+        Photo.objects.filter(pk=photo.pk).update(
+            crop_left=crop.left, crop_top=crop.top, crop_width=crop.width, crop_height=crop.height
+        )
+        if partner and partner.crop_left is None:
+            own = images.centred_crop(partner.width, partner.height, aspect)
+            Photo.objects.filter(pk=partner.pk).update(
+                crop_left=own.left, crop_top=own.top, crop_width=own.width, crop_height=own.height
+            )
+    build_case_renditions.enqueue(photo.case_id, photo.view)
+
+
 def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[dict]]:
     """Render each photo's crop at the group's shared sizes into private storage."""
     boxes = []

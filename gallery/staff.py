@@ -14,12 +14,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinic.access import private_file_response, staff_required
 from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
-from gallery import images
-from gallery.checks import interval_problems, missing_facts, pair_checks
+from gallery.comparability import interval_problems, missing_facts, pair_checks
 from gallery.forms import CaseForm, CropForm, PhotoUploadForm
 from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
-from gallery.publication import add_photo, build_case_renditions, remove_photo
+from gallery.publication import add_photo, build_case_renditions, remove_photo, set_pair_crop
 from gallery.workflow import (
     TRANSITIONS,
     WorkflowError,
@@ -282,29 +281,12 @@ def photo_crop(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Zoom must be 1 to 4, and the centre inside the photo.")
         return redirect("staff:case", pk=case.pk)
-    partner = case.photos.filter(view=target.view).exclude(pk=target.pk).first()
-    sizes = [(target.width, target.height)] + ([(partner.width, partner.height)] if partner else [])
-    aspect = images.common_aspect(sizes)
-    if partner and partner.crop_left is not None:
-        aspect = (partner.crop_width * partner.width) / (partner.crop_height * partner.height)
-    crop = images.crop_at(
-        target.width,
-        target.height,
-        aspect,
+    set_pair_crop(
+        target,
         form.cleaned_data["zoom"],
         form.cleaned_data["centre_x"],
         form.cleaned_data["centre_y"],
     )
-    Photo.objects.filter(pk=target.pk).update(
-        crop_left=crop.left, crop_top=crop.top, crop_width=crop.width, crop_height=crop.height
-    )
-    if partner and partner.crop_left is None:
-        # Fix the partner's default crop to the same aspect, so the shapes stay equal.
-        own = images.centred_crop(partner.width, partner.height, aspect)
-        Photo.objects.filter(pk=partner.pk).update(
-            crop_left=own.left, crop_top=own.top, crop_width=own.width, crop_height=own.height
-        )
-    build_case_renditions.enqueue(case.pk, target.view)
     messages.success(request, "Crop saved; the pair was rendered again.")
     return redirect("staff:case", pk=case.pk)
 

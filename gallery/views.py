@@ -5,6 +5,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.sitemaps import views as sitemap_views
 from django.core.files.storage import storages
 from django.db import connection
 from django.db.models import Case as Case_
@@ -18,13 +19,12 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import render
-from django.urls import reverse
+from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
-from gallery.api import case_json
 from gallery.cache import cached_public_page, current_generation, known_params
 from gallery.filters import SORTS, CaseFilter
 from gallery.listing import checked, page_of
@@ -37,9 +37,10 @@ from gallery.models import (
     reference_data,
 )
 from gallery.openapi import openapi_document
+from gallery.serialisers import case_json
+from gallery.sitemaps import sitemaps
 
 PER_PAGE = 24
-SITEMAP_CASES = 10_000  # cases per sitemap file
 MEDIA_PATH_MAX = 200  # public rendition names are about 40 characters
 
 
@@ -359,42 +360,32 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+def _sitemap_response(response: TemplateResponse) -> TemplateResponse:
+    """A sitemap view's response, rendered (as the other views' are) and undated: Django
+    dates a sitemap by its newest entry, and a case taken off it leaves that date as it
+    was, so a conditional request would be told nothing changed."""
+    response.headers.pop("Last-Modified", None)
+    return response.render()
+
+
 @require_GET
-@cached_public_page
+@cached_public_page(reads=["p"])
 def sitemap_xml(request: HttpRequest) -> HttpResponse:
-    """Public cases and treatments. Up to ``SITEMAP_CASES`` cases it is one file; beyond,
-    a sitemap index of files of that many cases each (``?page=N``), as the protocol
-    allows 50,000 URLs per file. Cases are picked from the listing in id order and
-    checked against the rule; the count comes from the facet cube (gallery/listing.py)."""
-    total, _ = CaseFilter(None, queryset=Case.objects.listed()).facets(current_generation())
-    files = max(1, math.ceil(total / SITEMAP_CASES))
-    raw = request.GET.get("page")
-    if raw is None and files > 1:
-        locs = [request.build_absolute_uri(f"/sitemap.xml?page={n}") for n in range(1, files + 1)]
-        return render(
-            request, "gallery/sitemap_index.xml", {"locs": locs}, content_type="application/xml"
+    """The sitemap: one file while the public cases fit in one (``CasesSitemap.limit``),
+    beyond that an index of the sections' files (``sitemap_section``)."""
+    sections = sitemaps()
+    if sections["cases"].paginator.num_pages > 1:
+        return _sitemap_response(
+            sitemap_views.index(request, sections, sitemap_url_name="sitemap-section")
         )
-    number = _page_number(raw, files)
-    if number is None:
-        raise Http404("No such sitemap file.")
-    start = (number - 1) * SITEMAP_CASES
-    picked = Case.objects.listed().order_by("pk").values("pk")[start : start + SITEMAP_CASES]
-    cases = checked(picked).order_by("pk").values_list("public_id", "updated_at")
-    urls = []
-    if number == 1:
-        urls += [
-            (request.build_absolute_uri("/"), None),
-            (request.build_absolute_uri("/gallery/"), None),
-        ]
-        urls += [
-            (request.build_absolute_uri(reverse("gallery:treatment", args=[slug])), None)
-            for slug in Treatment.objects.values_list("slug", flat=True)
-        ]
-    urls += [
-        (request.build_absolute_uri(reverse("gallery:case", args=[public_id])), updated)
-        for public_id, updated in cases
-    ]
-    return render(request, "gallery/sitemap.xml", {"urls": urls}, content_type="application/xml")
+    return _sitemap_response(sitemap_views.sitemap(request, sections))
+
+
+@require_GET
+@cached_public_page(reads=["p"])
+def sitemap_section(request: HttpRequest, section: str) -> HttpResponse:
+    """One file of the sitemap index: ``/sitemap-cases.xml?p=2``."""
+    return _sitemap_response(sitemap_views.sitemap(request, sitemaps(), section=section))
 
 
 @require_GET

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from gallery.checks import interval_problems, missing_facts, pair_checks
+from gallery.comparability import interval_problems, missing_facts, pair_checks
 from gallery.models import Case
 from gallery.publication import sync_public_files
 

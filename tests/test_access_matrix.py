@@ -30,6 +30,7 @@ PUBLIC = {
     "healthz",
     "robots",
     "sitemap",
+    "sitemap-section",
     "public-media",
     "patient-consent",
     "patient-withdraw",
@@ -101,6 +102,7 @@ def fill(pattern: str, name: str | None, world) -> str:
     values = {
         "public_id": draft.public_id,  # a draft: public pages must answer 404
         "slug": "microneedling",
+        "section": "cases",
         "token": "x" * 43,
         "patient": str(world["patient"].pk),
         "photo": str(photo.pk),

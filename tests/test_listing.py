@@ -48,25 +48,31 @@ def test_treatment_page_and_home_show_only_public_cases(client):
 def test_a_large_sitemap_becomes_an_index_of_files(client, monkeypatch):
     import re
 
-    from gallery import views
+    from gallery.sitemaps import CasesSitemap
 
-    monkeypatch.setattr(views, "SITEMAP_CASES", 2)
+    monkeypatch.setattr(CasesSitemap, "limit", 2)
     public = [make_listed_case() for _ in range(5)]
     hidden = wrongly_listed(status="draft", published_at=None)
     index = client.get("/sitemap.xml")
     assert index["Content-Type"] == "application/xml"
     files = re.findall(r"<sitemap><loc>([^<]+)</loc></sitemap>", index.content.decode())
-    assert [f.rsplit("?", 1)[1] for f in files] == ["page=1", "page=2", "page=3"]
+    assert [f.removeprefix("http://testserver") for f in files] == [
+        "/sitemap-pages.xml",
+        "/sitemap-cases.xml",
+        "/sitemap-cases.xml?p=2",
+        "/sitemap-cases.xml?p=3",
+    ]
     seen = []
     for url in files:
         body = client.get(url.replace("http://testserver", "")).content.decode()
         seen += re.findall(r"/gallery/([A-Za-z0-9]{10})/", body)
-        assert ("/treatments/microneedling/" in body) == url.endswith("page=1")
+        assert ("/treatments/microneedling/" in body) == url.endswith("pages.xml")
     # Every public case once, in some file; the draft nowhere (its row was listed).
     assert sorted(seen) == sorted(c.public_id for c in public)
     assert hidden.public_id not in seen
-    assert client.get("/sitemap.xml?page=4").status_code == 404
-    assert client.get("/sitemap.xml?page=x").status_code == 404
+    assert client.get("/sitemap-cases.xml?p=4").status_code == 404
+    assert client.get("/sitemap-cases.xml?p=x").status_code == 404
+    assert client.get("/sitemap-other.xml").status_code == 404
 
 
 def test_a_small_sitemap_is_one_file(client):

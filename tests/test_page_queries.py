@@ -104,12 +104,26 @@ def test_case_treatment_and_home_pages_run_at_most_three_queries(
         "/treatments/microneedling/",
         "/",
         "/sitemap.xml",
+        "/sitemap-pages.xml",
+        "/sitemap-cases.xml",
     ]:
         count, response = queries_for(client, url)
         assert count <= 3, (url, count)
     # The similar cases are shown, with their photos, within those queries.
     count, response = queries_for(client, case.get_absolute_url())
     assert response.content.decode().count('<article class="card') == 4
+
+
+def test_a_split_sitemap_runs_at_most_three_queries_per_file(
+    client, many_cases, no_storage_no_images, monkeypatch
+):
+    from gallery.sitemaps import CasesSitemap
+
+    monkeypatch.setattr(CasesSitemap, "limit", 25)
+    for url in ["/sitemap.xml", "/sitemap-cases.xml", "/sitemap-cases.xml?p=3"]:
+        count, response = queries_for(client, url)
+        assert count <= 3, (url, count)
+    assert response.content.decode().count("<url>") == CASES - 50
 
 
 def test_the_facet_cube_is_built_once_per_generation_and_counts_like_the_rule(

@@ -1,4 +1,5 @@
-"""The JSON shape of a public case (DESIGN's API contract), shared by the API and embeds."""
+"""The JSON shape of a public case and its photos (DESIGN's API contract), shared by the
+API and embeds."""
 
 from django.http import HttpRequest
 
