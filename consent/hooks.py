@@ -31,6 +31,20 @@ EVIDENCE_COLUMNS = [
     "height",
 ]
 
+# The patient's own page (the app that shows their cases serves it): token -> path.
+_patient_page: list[Callable[[str], str]] = []
+
+
+def register_patient_page(path_for_token: Callable[[str], str]) -> None:
+    _patient_page[:] = [path_for_token]
+
+
+def patient_page_path(token: str) -> str:
+    if not _patient_page:
+        raise RuntimeError("No app serves the patient's page (consent.hooks).")
+    return _patient_page[0](token)
+
+
 Source = Callable[..., list[HeldRecord]]
 _sources: list[Source] = []
 

@@ -7,7 +7,6 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinic.access import private_file_response, staff_required
 from consent.evidence import evidence_bundle, evidence_filename
 from consent.forms import ConsentCaptureForm, PatientForm, consent_kwargs
-from consent.hooks import held_records
+from consent.hooks import held_records, patient_page_path
 from consent.models import (
     Consent,
     ConsentEvent,
@@ -189,7 +188,7 @@ def consent_send_link(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             details={"emailed": bool(consent.patient.email)},
         )
-    link = request.build_absolute_uri(reverse("patient-consent", args=[token]))
+    link = request.build_absolute_uri(patient_page_path(token))
     if consent.patient.email:
         send_mail(
             "Your photo consent: see where your photos appear, or withdraw",

@@ -24,6 +24,7 @@ class GalleryConfig(AppConfig):
         )
         hooks.register(receivers.held_cases)
         hooks.register_eraser(erasure.erase_cases)
+        hooks.register_patient_page(receivers.patient_page_path)
         for model in ("Treatment", "Concern"):
             for signal in (post_save, post_delete):
                 signal.connect(

@@ -27,6 +27,12 @@ def consent_changed(sender, consent, reason: str, superseded=(), **kwargs) -> No
     sync_cases(list(Case.objects.filter(consent=consent).values_list("pk", flat=True)))
 
 
+def patient_page_path(token: str) -> str:
+    from django.urls import reverse
+
+    return reverse("patient-consent", args=[token])
+
+
 def held_cases(*, patient=None, consent=None) -> list:
     """The cases under a consent (or of a patient), for the consent app's pages and its
     evidence bundle (``consent/hooks.py``)."""
