@@ -16,9 +16,9 @@ def test_seed_demo_publishes_labelled_cases_for_both_treatments_and_every_skin_t
 ):
     # Publishing puts the images up after commit, as on the staff pages.
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("seed_demo", count=24, stdout=open("/dev/null", "w"))
+        call_command("seed_demo", count=12, stdout=open("/dev/null", "w"))
     public = Case.objects.public()
-    assert public.count() == 24
+    assert public.count() == 12
     assert set(public.values_list("fitzpatrick", flat=True)) == {1, 2, 3, 4, 5, 6}
     for slug in ("microneedling", "rf-microneedling"):
         assert set(public.filter(treatment__slug=slug).values_list("fitzpatrick", flat=True)) == {
@@ -34,8 +34,8 @@ def test_seed_demo_publishes_labelled_cases_for_both_treatments_and_every_skin_t
     html = client.get("/gallery/").content.decode()
     assert "Demo case" in html
     # Idempotent: a second run creates nothing.
-    call_command("seed_demo", count=24, stdout=open("/dev/null", "w"))
-    assert Case.objects.count() == 24
+    call_command("seed_demo", count=12, stdout=open("/dev/null", "w"))
+    assert Case.objects.count() == 12
 
 
 def seed(*args, **kw) -> str:
