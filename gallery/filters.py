@@ -201,11 +201,39 @@ class CaseFilter(django_filters.FilterSet):
         )
         return total, facets
 
+    def listing_facets(self, generation: str) -> tuple[int, dict[str, dict[str, int]]]:
+        """Counted in one aggregate over the listed cases (the listing's partial index),
+        kept in the cache per generation and filter set. The alternative to the cube,
+        measured against it by ``bench/scale.py --facets listing``."""
+        from django.core.cache import cache
+
+        data = self._data()
+        key = "gallery:facets:{}:{}".format(
+            generation,
+            "&".join(
+                f"{name}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+                for name, v in sorted(data.items())
+                if v not in (None, "", []) and name != "sort"
+            ),
+        )
+        found = cache.get(key)
+        if found is None:
+            total, facets, _ = self._count(
+                Case.objects.listed(), lambda q: Count("pk", filter=q), case_q, self._range_q()
+            )
+            found = (total, facets)
+            cache.set(key, found, 3600)
+        return found
+
     def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
         """Total and facet counts: from the generation's cube (``gallery/listing.py``)
         when every active filter is in it, else live from the rule."""
+        from django.conf import settings
+
         from gallery.listing import ensure_cube, summary_facets
 
+        if generation is not None and settings.GALLERY_FACET_COUNTS == "listing":
+            return self.listing_facets(generation)
         if generation is None or any(self._data().get(n) not in (None, "") for n in RANGE_FILTERS):
             return self.live_facets()
         data = self._data()
