@@ -1,143 +1,38 @@
 #!/usr/bin/env python
-"""Benchmark: time to add a case with four photos, on the demo data, through the staff UI.
-
-Usage::
-
-    .venv/bin/python bench/add_case.py                     # 3 repetitions + in-process profile
-    .venv/bin/python bench/add_case.py --reps 5
-    .venv/bin/python bench/add_case.py --reps 1 --no-profile   # smoke test
-    .venv/bin/python bench/add_case.py --no-heic           # four JPEGs (an Android phone)
-
-What is measured: a photographer on a tablet (Debian's Chromium through Playwright, 820x1180,
-touch) adds one case with four 12 MP phone photos, the flow of
-``tests/test_browser_staff.py`` without the bad file, timed phase by phase with
-``time.monotonic()``:
-
-1. *log in*: the login page, the form, the staff dashboard;
-2. *find the patient*: "Add a case", a search by reference, the patient's link;
-3. *facts form*: the facts filled in, "Create the case", the case page;
-4. *choose 4 files*: ``#pick-files`` and the before/after and view selects of each row;
-5. *upload 4 photos*: "Upload" until the fourth upload answered 201 (every row ``.ok``).
-   ``upload.js`` sends the four files at once, one request each; the server validates the
-   file, stores the original and, the task backend being immediate, rebuilds the case's
-   renditions inside the same request;
-6. *reload with pairs*: ``upload.js`` reloads the page by itself when every row is ok; until
-   the reloaded page has loaded (its four staff previews included) and shows two pairs with
-   two visible sliders;
-7. *submit for review*: the button, until "Sent for review." shows.
-
-The total is the wall clock from the first to the last step. Each repetition (``--reps``)
-is a new browser context, a new patient with an active consent, and a new case; the same
-four files are uploaded every time. Rep 1 runs on freshly started workers (imports,
-templates, first AVIF/HEIF use), which is why the median is the figure to quote.
-
-Server side: gunicorn runs with a config file written into the temp dir whose hooks time
-every request in the worker (``pre_request`` to ``post_request``, the span gunicorn's access
-log reports as ``%(D)s``) and, by wrapping module attributes the view code looks up at call
-time, the photo pipeline's steps inside it: ``validate_photo``, ``add_photo`` (validation +
-storing the original + the row), ``build_renditions`` (of which ``render_crop`` per photo
-and ``sync_public_files``). Timestamps are ``time.monotonic()`` (CLOCK_MONOTONIC, one clock
-for every process on the machine), so each request is placed in the browser phase that
-sent it. Each request's CPU time in its worker (``time.process_time()``, all threads) is
-recorded too: on a busy machine the wall clock also measures the other processes, the CPU
-time hardly. The client's view of each upload request comes from Playwright's
-``request.timing``; gunicorn's access log (``%(D)s``) is read as a cross-check. No project
-file is changed.
-
-The *in-process profile* (``--no-profile`` skips it) then runs the project's code directly
-in a Python process on the same four files, in CPU seconds: ``validate_photo``,
-``render_crop`` split into decode+resize and each output format, and the upload sequence as
-the view runs it (store a photo, rebuild the whole case, four times) against one build after
-all four.
-
-There is no target: the figures are for the issue note, absolute seconds on this machine
-(the CPU count and load average are printed with them; compare wall and CPU to see how much
-of a wall figure is other load).
-
-The four files are generated once per run in the temp dir: ``gallery.demo_images.skin_pair``
-drawn at 1333x1000 (two views, before and after), upscaled to 4000x3000 with Gaussian noise
-so that a JPEG at quality 90 weighs 3-5 MB like a phone's, with EXIF (Make, Model,
-DateTimeOriginal, Orientation). The close-up pair is portrait: the before is stored
-landscape with Orientation 6 as phones do; the after is a HEIC (as an iPhone sends; pixels
-stored upright, as libheif returns them) unless ``--no-heic``.
-
-Isolation: everything is written to a temporary directory, never into the repository: the
-SQLite database, MEDIA_ROOT, the file cache (CACHE_DIR), STATIC_ROOT (through a short
-settings module in the temp dir, since ``clinic/settings.py`` fixes STATIC_ROOT), the
-photos and the logs. AWS_*, REDIS_URL and DATABASE_URL of the caller are ignored so a
-benchmark can never write to a real bucket, cache or database. DJANGO_HTTPS=off: the server
-speaks plain http on loopback (the production default redirects to https; django-axes stays
-on, as in production). gunicorn binds loopback on a free port in 18700-18799 with its
-control socket disabled and is stopped by its process group id; Chromium is closed by
-Playwright; both in ``finally`` blocks.
-"""
+"""Time a photographer adding a case with four 12 MP photos through the staff UI, phase by
+phase, in Chromium, with the server's time per request split into the photo pipeline's
+steps. See bench/README.md."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import os
 import re
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import interrupted, loadavg, stop_group
+import app
 
 # The parent imports gallery.demo_images to draw the photos: no __pycache__ in the repo.
 sys.dont_write_bytecode = True
 
-SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parent.parent  # the Django project root (holds manage.py)
-
-HOST = "127.0.0.1"  # loopback only
-PORTS = range(18700, 18800)
 WORKERS = 2
 GUNICORN_TIMEOUT = 120  # s; a request over this is killed, and the benchmark says so
-
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# As tests/browser.py: root in a container (no sandbox), no GPU, nothing calling home.
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"),
+    *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
     "--disable-quic",
 ]
 TABLET = {"width": 820, "height": 1180}
-
-DEMO_USERNAME = "demo"  # made by seed_demo; in all three staff groups
-DEMO_PASSWORD = "demo-gallery-2026"
-DEMO_COUNT = 30
-PROFILE_PATIENT = "BENCH-PROFILE"
-
-SETTINGS_MODULE = "bench_add_case_settings"
-SETTINGS_SOURCE = '''"""Written by bench/add_case.py: clinic.settings, STATIC_ROOT in a temp dir."""
-
-import os
-from pathlib import Path
-
-from clinic.settings import *  # noqa: F403
-
-STATIC_ROOT = Path(os.environ["BENCH_STATIC_ROOT"])
-'''
+DEMO_USERNAME, DEMO_PASSWORD = "demo", "demo-gallery-2026"  # made by seed_demo
 
 # A gunicorn config file (hooks only; every other option is on the command line).
 PROBE_SOURCE = '''"""Written by bench/add_case.py: time each request in the worker and the photo
@@ -236,19 +131,6 @@ for ref in {refs!r}:
         ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
 """
 
-# Variables that would point the benchmark at shared infrastructure.
-DROPPED_ENV_PREFIXES = ("AWS_",)
-DROPPED_ENV = {
-    "REDIS_URL",
-    "DATABASE_URL",
-    "PUBLIC_MEDIA_URL",
-    "SERVE_PUBLIC_MEDIA",
-    "DJANGO_SETTINGS_MODULE",
-    "GALLERY_WATERMARK_TEXT",
-    "PHOTO_MAX_BYTES",
-    "PHOTO_MAX_PIXELS",
-}
-
 UPLOAD_PATH = re.compile(r"/staff/cases/\d+/photos/$")
 
 PHASES = [
@@ -295,8 +177,8 @@ def photo_specs(heic: bool) -> list[PhotoSpec]:
 
 
 def make_photos(folder: Path, specs: list[PhotoSpec]) -> list[Path]:
-    """Four 12 MP phone-like photos; see the module docstring."""
-    sys.path.insert(0, str(ROOT))
+    """Four 12 MP phone-like photos: a skin_pair drawing upscaled, with noise and EXIF."""
+    sys.path.insert(0, str(app.ROOT))
     import pillow_heif
     from PIL import Image, ImageChops
 
@@ -342,141 +224,6 @@ def make_photos(folder: Path, specs: list[PhotoSpec]) -> list[Path]:
     return paths
 
 
-# ---------------------------------------------------------------------------------------
-# Environment and server
-
-
-def bench_env(tmp: Path) -> dict[str, str]:
-    """The environment of every child: the project's settings pointed into ``tmp``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in DROPPED_ENV and not k.startswith(DROPPED_ENV_PREFIXES)
-    }
-    env.update(
-        DATABASE_URL=f"sqlite:///{tmp / 'add.sqlite3'}",
-        MEDIA_ROOT=str(tmp / "media"),
-        CACHE_DIR=str(tmp / "cache"),
-        BENCH_STATIC_ROOT=str(tmp / "staticfiles"),
-        BENCH_PROBE_LOG=str(tmp / "probe.jsonl"),
-        DJANGO_SECRET_KEY="bench-only",
-        DJANGO_DEBUG="off",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        # Plain http on loopback: with debug off the settings otherwise redirect to https.
-        DJANGO_HTTPS="off",
-        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
-        # The temp dir first (the settings wrapper), then the project.
-        PYTHONPATH=os.pathsep.join([str(tmp), str(ROOT)]),
-        # No __pycache__ written into the repository by the children.
-        PYTHONDONTWRITEBYTECODE="1",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def manage(env: dict[str, str], *args: str, timeout: float = 900) -> None:
-    """Run one management command; on failure show its output and stop."""
-    t0 = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise SystemExit(f"manage.py {args[0]} took over {timeout:.0f} s") from None
-    label = args[0] if args[0] == "shell" else " ".join(args)
-    print(f"  manage.py {label}: {time.monotonic() - t0:.1f} s", flush=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit(f"manage.py {label} failed ({done.returncode})")
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"no free port in {HOST}:{PORTS.start}-{PORTS.stop - 1}")
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], tmp: Path, port: int) -> Iterator[subprocess.Popen]:
-    """gunicorn for the duration of the block, with the probe hooks.
-
-    The master leads its own session (process group), so stopping it by that id reaches
-    its workers and nothing else. Logs go to files, never to a pipe nobody drains.
-    """
-    config = tmp / "bench_add_case_gunicorn.py"
-    config.write_text(PROBE_SOURCE)
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "clinic.wsgi:application",
-        "--config",
-        str(config),
-        "--workers",
-        str(WORKERS),
-        "--bind",
-        f"{HOST}:{port}",
-        "--timeout",
-        str(GUNICORN_TIMEOUT),
-        # Its default socket path under $HOME would be shared with any other gunicorn.
-        "--no-control-socket",
-        "--access-logfile",
-        str(tmp / "access.log"),
-        "--access-logformat",
-        "%(p)s %(m)s %(U)s %(s)s %(B)s %(D)sus",
-        "--error-logfile",
-        str(tmp / "gunicorn.log"),
-    ]
-    with (tmp / "gunicorn.out").open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(proc, port, tmp / "gunicorn.log")
-        yield proc
-    finally:
-        stop_group(proc)
-
-
-def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited ({proc.returncode}):\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"gunicorn not answering on {HOST}:{port} after {timeout} s:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def read_probe(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text()
@@ -485,7 +232,7 @@ def read_probe(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d{3}) \S+ (\d+)us$")
+ACCESS_LINE = re.compile(r"^<(\d+)> \"(\S+) (\S+) HTTP/[\d.]+\" (\d{3}) \S+ (\d+)us$")
 
 
 def access_log_uploads(path: Path) -> list[float]:
@@ -701,74 +448,61 @@ def _flow(page: Any, base: str, rep: Rep, specs: list[PhotoSpec], files: list[Pa
     clock.mark("submit")
 
 
-# ---------------------------------------------------------------------------------------
-# Report
-
-
-def print_table(rows: list[list[str]], header: list[str], indent: str = "  ") -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(indent + line.format(*header))
-    print(indent + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print(indent + line.format(*row))
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def step(record: dict[str, Any], name: str) -> tuple[float, int]:
-    seconds, count = record["steps"].get(name, (0.0, 0))
-    return seconds, count
+# Steps of an upload request in the worker: (key, label). store: the original into private
+# storage and the row; files: rendition files written, rows switched; other: receiving
+# and parsing the body, auth, the JSON answer.
+STEPS = [("validate", "validate_photo"), ("store", "store original + row")]
+STEPS += [("render", "render_crop"), ("files", "write rendition files, switch rows")]
+STEPS += [("sync", "sync_public_files"), ("other", "body, parsing, auth, JSON")]
 
 
-def upload_breakdown(record: dict[str, Any]) -> dict[str, float]:
+def breakdown(record: dict[str, Any]) -> dict[str, float]:
     """Split one upload request's time in the worker into the pipeline's steps."""
-    total = record["t1"] - record["t0"]
-    validate, _ = step(record, "validate_photo")
-    add, _ = step(record, "add_photo")
-    build, _ = step(record, "build_renditions")
-    render, renders = step(record, "render_crop")
-    sync, _ = step(record, "sync_public_files")
-    return {
-        "total": total,
-        "cpu": record["cpu"],
-        "validate": validate,
-        "store": add - validate,  # the original into private storage, the row
+    t = {k: v[0] for k, v in record["steps"].items()}
+    total, add, build = (
+        record["t1"] - record["t0"],
+        t.get("add_photo", 0),
+        t.get("build_renditions", 0),
+    )
+    validate, render, sync = (
+        t.get("validate_photo", 0),
+        t.get("render_crop", 0),
+        t.get("sync_public_files", 0),
+    )
+    renders = record["steps"].get("render_crop", (0, 0))[1]
+    return {"total": total, "cpu": record["cpu"], "validate": validate, "store": add - validate} | {
         "render": render,
         "renders": renders,
-        "build_other": build - render - sync,  # rendition files written, rows switched
+        "files": build - render - sync,
         "sync": sync,
-        "other": total - add - build,  # body upload and parsing, auth, the JSON answer
+        "other": total - add - build,
     }
 
 
 def report(reps: list[Rep], files: list[Path], specs: list[PhotoSpec], access: list[float]) -> None:
     names = [f"rep {r.number}" for r in reps]
-    print()
-    print("Photos (the same four files in every rep):")
+    print("\nPhotos (the same four files in every rep):")
     for spec, path in zip(specs, files, strict=True):
-        kind = "HEIC" if spec.heic else "JPEG"
+        kind, mb = "HEIC" if spec.heic else "JPEG", path.stat().st_size / 1e6
         print(
-            f"  {spec.name:<14} {kind}  {path.stat().st_size / 1e6:5.2f} MB  "
-            f"{spec.role}/{spec.view}, EXIF Orientation {spec.orientation}"
+            f"  {spec.name:<14} {kind}  {mb:5.2f} MB  {spec.role}/{spec.view}, "
+            f"EXIF Orientation {spec.orientation}"
         )
-    total_mb = sum(p.stat().st_size for p in files) / 1e6
-    print(f"  together {total_mb:.2f} MB")
+    print(f"  together {sum(p.stat().st_size for p in files) / 1e6:.2f} MB")
 
-    print()
-    print("Time to add a case with four photos (s, wall clock in the browser):")
+    print("\nTime to add a case with four photos (s, wall clock in the browser):")
     rows = []
-    for key, label in PHASES:
-        values = [r.seconds(key) for r in reps]
+    for label, values in [(label, [r.seconds(key) for r in reps]) for key, label in PHASES] + [
+        ("TOTAL", [r.total for r in reps])
+    ]:
         rows.append([label, f"{median(values):.2f}", *(f"{v:.2f}" for v in values)])
-    totals = [r.total for r in reps]
-    rows.append(["TOTAL", f"{median(totals):.2f}", *(f"{v:.2f}" for v in totals)])
-    print_table(rows, ["phase", "median", *names])
+    app.print_table(rows, ["phase", "median", *names], "  ")
 
-    print()
-    print("Server time per phase: s in the gunicorn workers, wall / CPU, summed over the phase's")
+    print("\nServer time per phase: s in the gunicorn workers, wall / CPU, summed over the phase's")
     print("requests (the uploads run 2 at a time on the 2 workers: their sum exceeds the phase):")
     rows = []
     for key, label in PHASES:
@@ -777,322 +511,98 @@ def report(reps: list[Rep], files: list[Path], specs: list[PhotoSpec], access: l
         counts = "/".join(str(len(r.in_phase(key))) for r in reps)
         cells = [f"{w:.2f} / {c:.2f}" for w, c in zip(walls, cpus, strict=True)]
         rows.append([label, counts, f"{median(walls):.2f} / {median(cpus):.2f}", *cells])
-    print_table(rows, ["phase", "requests", "median", *names])
+    app.print_table(rows, ["phase", "requests", "median", *names], "  ")
 
-    print()
-    print("Upload requests (s). start: when the worker took the request, after the click on")
-    print("Upload; server: wall clock in the worker, cpu: the worker's CPU; the steps are wall")
-    print("clock; renders: render_crop calls, one per photo rendered (each upload rebuilds every")
-    print("photo of the case so far); other: receiving and parsing the body, auth, the JSON.")
+    print(
+        "\nUpload requests (s). start: when the worker took the request, after the click on Upload;"
+    )
+    print("server: wall clock in the worker; cpu: the worker's CPU; the steps are wall clock;")
+    print("renders: render_crop calls (each upload rebuilds every photo of the case so far).")
+    parts: dict[str, list[float]] = {}
     for rep in reps:
-        clicked = rep.marks["upload"][0]
         uploads = sorted(
             (r for r in rep.in_phase("upload") if UPLOAD_PATH.search(r["path"])),
             key=lambda r: r["t0"],
         )
-        rows = []
+        rows, sums = [], dict.fromkeys(breakdown(uploads[0]) if uploads else {}, 0.0)
         for record in uploads:
-            b = upload_breakdown(record)
-            who = record.get("upload", {})
+            b, who = breakdown(record), record.get("upload", {})
+            sums = {k: sums[k] + v for k, v in b.items()}
             rows.append(
                 [
                     who.get("name", "?"),
-                    f"{who.get('role', '?')}/{who.get('view', '?')}",
+                    f"{who.get('role')}/{who.get('view')}",
                     str(record.get("status")),
-                    f"+{record['t0'] - clicked:.2f}",
+                ]
+                + [
+                    f"+{record['t0'] - rep.marks['upload'][0]:.2f}",
                     f"{b['total']:.2f}",
-                    f"{record['cpu']:.2f}",
-                    f"{b['validate']:.2f}",
-                    f"{b['store']:.2f}",
-                    f"{b['render']:.2f} ({b['renders']})",
-                    f"{b['build_other']:.2f}",
-                    f"{b['sync']:.2f}",
-                    f"{b['other']:.2f}",
+                    f"{b['cpu']:.2f}",
+                ]
+                + [
+                    f"{b[k]:.2f}" + (f" ({b['renders']})" if k == "render" else "")
+                    for k, _ in STEPS
                 ]
             )
+        for k, v in sums.items():
+            parts.setdefault(k, []).append(v)
+        print(f"  rep {rep.number}, case {rep.case_id}, patient {rep.patient}:")
+        app.print_table(
+            rows,
+            ["file", "role/view", "HTTP", "start", "server", "cpu", *(k for k, _ in STEPS)],
+            "    ",
+        )
         client = ", ".join(
             f"{u.total:.2f}" for u in sorted(rep.uploads, key=lambda u: u.finished_at)
-        )
-        print(f"  rep {rep.number}, case {rep.case_id}, patient {rep.patient}:")
-        print_table(
-            rows,
-            [
-                "file",
-                "role/view",
-                "HTTP",
-                "start",
-                "server",
-                "cpu",
-                "validate",
-                "store",
-                "render (renders)",
-                "rend. files",
-                "sync",
-                "other",
-            ],
-            indent="    ",
         )
         print(f"    as Chromium saw them (request start to response end): {client}")
         if rep.pair_warnings:
             print(f"    the reloaded page shows {rep.pair_warnings} comparability warning(s)")
-
-    # Where the upload phase goes, summed over the four requests, median over the reps.
-    parts: dict[str, list[float]] = {}
-    for rep in reps:
-        sums: dict[str, float] = {}
-        for record in rep.in_phase("upload"):
-            if UPLOAD_PATH.search(record["path"]):
-                for k, v in upload_breakdown(record).items():
-                    sums[k] = sums.get(k, 0.0) + v
-        for k, v in sums.items():
-            parts.setdefault(k, []).append(v)
     if parts:
         total = median(parts["total"])
-        print()
-        print("Upload phase, summed over its four requests (median of the reps):")
-        for key, label in (
-            ("validate", "validate_photo"),
-            ("store", "store original + row"),
-            ("render", "render_crop"),
-            ("build_other", "write rendition files, switch rows"),
-            ("sync", "sync_public_files"),
-            ("other", "body, parsing, auth, JSON"),
-        ):
-            value = median(parts[key])
-            share = value / total if total else float("nan")
-            print(f"  {label:<36} {value:6.2f} s  {share:4.0%}")
+        print("\nUpload phase, summed over its four requests (median of the reps):")
+        for key, label in STEPS:
+            print(f"  {label:<36} {median(parts[key]):6.2f} s  {median(parts[key]) / total:4.0%}")
         print(f"  {'request time in the workers':<36} {total:6.2f} s")
         print(f"  {'CPU of the workers for them':<36} {median(parts['cpu']):6.2f} s")
         print(f"  render_crop calls for 4 photos: {median(parts['renders']):.0f}")
-    probed = [
-        r["t1"] - r["t0"]
-        for rep in reps
-        for r in rep.in_phase("upload")
-        if UPLOAD_PATH.search(r["path"])
-    ]
-    print(
-        f"  cross-check, gunicorn's access log: {len(access)} upload requests, "
-        f"{sum(access):.2f} s (the hooks: {len(probed)}, {sum(probed):.2f} s)"
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# In-process profile (a child process with the bench settings and database)
-
-
-def profile_child(paths: list[Path]) -> int:
-    """Time the project's pipeline on the four files directly, no HTTP, no browser."""
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.contrib.auth.models import User
-
-    from consent.models import Consent, Patient
-    from gallery import images
-    from gallery.models import Case, Concern, Treatment
-    from gallery.publication import add_photo, build_renditions
-
-    heic = any(p.suffix.lower() == ".heic" for p in paths)
-    specs = photo_specs(heic)
-    datas = [p.read_bytes() for p in paths]
-    limits = {"max_bytes": settings.PHOTO_MAX_BYTES, "max_pixels": settings.PHOTO_MAX_PIXELS}
-
-    def best(fn: Any, repeat: int = 3) -> float:
-        # CPU time (all threads of this process), best of a few: the wall clock of a step
-        # on a busy machine measures the other processes as much as the step.
-        times = []
-        for _ in range(repeat):
-            c0 = time.process_time()
-            fn()
-            times.append(time.process_time() - c0)
-        return min(times)
-
-    print()
-    print(
-        "In-process profile: the project's code on the same files "
-        f"(CPU s, best of 3; load average {loadavg()}):"
-    )
-    rows = []
-    for spec, data in zip(specs, datas, strict=True):
-        facts = images.validate_photo(io.BytesIO(data), spec.name, **limits)
-        sha = best(lambda d=data: hashlib.sha256(d).hexdigest())
-        validate = best(
-            lambda d=data, n=spec.name: images.validate_photo(io.BytesIO(d), n, **limits)
-        )
-        # The crop and sizes _render_group would use for the photo on its own.
-        aspect = facts.width / facts.height
-        crop = images.centred_crop(facts.width, facts.height, aspect)
-        sizes = images.pair_output_sizes([(facts.width, facts.height)], aspect)
-
-        def render(
-            formats: tuple[str, ...], d: bytes = data, c: Any = crop, s: Any = sizes
-        ) -> float:
-            return best(lambda: images.render_crop(io.BytesIO(d), c, s, formats=formats))
-
-        base = render(())  # decode, crop, resize, orient, sRGB: no encoder
-        encode = {fmt: max(0.0, render((fmt,)) - base) for fmt in images.RENDITION_FORMATS}
-        full = render(images.RENDITION_FORMATS)
-        rows.append(
-            [
-                spec.name,
-                f"{facts.width}x{facts.height}",
-                f"{sha:.3f}",
-                f"{validate:.2f}",
-                f"{base:.2f}",
-                *(f"{encode[f]:.2f}" for f in images.RENDITION_FORMATS),
-                f"{full:.2f}",
-            ]
-        )
-    widths = "/".join(str(w) for w, _ in sizes)
-    print_table(
-        rows,
-        [
-            "file",
-            "upright",
-            "sha256",
-            "validate",
-            "decode+resize",
-            *(f"+{f} x3" for f in images.RENDITION_FORMATS),
-            "render_crop",
-        ],
+    n_probed = sum(
+        1 for rep in reps for r in rep.in_phase("upload") if UPLOAD_PATH.search(r["path"])
     )
     print(
-        f"  render_crop = one photo's renditions: {widths} px wide in "
-        f"{', '.join(images.RENDITION_FORMATS)} ({len(sizes) * 3} files); "
-        "+format: that encoder's time for the sizes"
+        f"  cross-check, gunicorn's access log: {len(access)} upload requests, {sum(access):.2f} s "
+        f"(the hooks: {n_probed}, {sum(parts.get('total', [])):.2f} s)"
     )
-
-    patient = Patient.objects.get(reference=PROFILE_PATIENT)
-    consent = Consent.objects.active().filter(patient=patient).first()
-    user = User.objects.get(username=DEMO_USERNAME)
-    treatment = Treatment.objects.order_by("slug").first()
-    concern = Concern.objects.order_by("name").first()
-
-    def new_case() -> Case:
-        case = Case.objects.create(
-            treatment=treatment,
-            fitzpatrick=3,
-            skin_type=Case.SkinType.COMBINATION,
-            needle_depth_mm="1.50",
-            session_count=3,
-            weeks_after_last_session=12,
-            patient=patient,
-            consent=consent,
-            practitioner="Dr. Profile",
-            created_by=user,
-        )
-        case.concerns.set([concern])
-        return case
-
-    print()
-    print("The four uploads as photo_upload runs them, one after another (s, wall / CPU):")
-    case = new_case()
-    rows = []
-    adds, builds, build_cpus = [], [], []
-    for n, (spec, data) in enumerate(zip(specs, datas, strict=True), 1):
-        t0, c0 = time.monotonic(), time.process_time()
-        add_photo(case, spec.role, spec.view, io.BytesIO(data), spec.name)
-        t1, c1 = time.monotonic(), time.process_time()
-        build_renditions(case)  # what build_case_renditions.enqueue does, immediately
-        t2, c2 = time.monotonic(), time.process_time()
-        adds.append(t1 - t0)
-        builds.append(t2 - t1)
-        build_cpus.append(c2 - c1)
-        rows.append(
-            [
-                f"{n}. {spec.name}",
-                f"{t1 - t0:.2f} / {c1 - c0:.2f}",
-                f"{t2 - t1:.2f} / {c2 - c1:.2f}",
-                str(n),
-            ]
-        )
-    renders = sum(range(1, len(specs) + 1))
-    rows.append(
-        ["sum", f"{sum(adds):.2f}", f"{sum(builds):.2f} / {sum(build_cpus):.2f}", str(renders)]
-    )
-    print_table(rows, ["upload", "add_photo", "build_renditions", "photos rendered"])
-
-    case = new_case()
-    for spec, data in zip(specs, datas, strict=True):
-        add_photo(case, spec.role, spec.view, io.BytesIO(data), spec.name)
-    t0, c0 = time.monotonic(), time.process_time()
-    build_renditions(case)
-    once, once_cpu = time.monotonic() - t0, time.process_time() - c0
-    print(
-        f"  one build_renditions after all four uploads instead: {once:.2f} / {once_cpu:.2f} s "
-        f"({len(specs)} photos rendered): {sum(build_cpus) / once_cpu:.1f}x less CPU"
-    )
-    return 0
-
-
-def run_profile(env: dict[str, str], files: list[Path], timeout: float) -> None:
-    try:
-        done = subprocess.run(
-            [sys.executable, str(SCRIPT), "--profile-child", *map(str, files)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        print(f"  the in-process profile took over {timeout:.0f} s and was stopped")
-        return
-    if done.returncode != 0:
-        print(f"  the in-process profile failed ({done.returncode})")
-
-
-# ---------------------------------------------------------------------------------------
-# Main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="cases to add (>= 1)")
     parser.add_argument("--no-heic", action="store_true", help="four JPEGs, no HEIC")
-    parser.add_argument("--no-profile", action="store_true", help="skip the in-process profile")
-    parser.add_argument(
-        "--workdir", type=Path, help="keep the temp files (database, logs, photos) here"
-    )
-    parser.add_argument("--profile-child", nargs="+", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.profile_child:
-        return profile_child(args.profile_child)
     if args.reps < 1:
         parser.error("--reps must be at least 1")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
-
-    # SIGTERM takes the same path as Ctrl-C, so the finally blocks stop gunicorn/Chromium.
-    signal.signal(signal.SIGTERM, interrupted)
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        return run(args, args.workdir.resolve())
+    app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-add-case-") as tmp:
         return run(args, Path(tmp))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
     started = time.monotonic()
-    (tmp / f"{SETTINGS_MODULE}.py").write_text(SETTINGS_SOURCE)
-    env = bench_env(tmp)
-    # Lines of an earlier run in a reused --workdir would be mixed in: start empty.
-    Path(env["BENCH_PROBE_LOG"]).write_bytes(b"")
-    (tmp / "access.log").write_bytes(b"")
-    print(f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {loadavg()}")
-    print("Setup:", flush=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo", "--count", str(DEMO_COUNT))
-    manage(env, "collectstatic", "--noinput")
-    # A token per run: a reused --workdir gets new patients (a new case on a new patient).
-    token = secrets.token_hex(2).upper()
-    refs = [f"BENCH-{token}-{n:02d}" for n in range(1, args.reps + 1)]
-    code = PATIENTS_CODE.format(user=DEMO_USERNAME, refs=[*refs, PROFILE_PATIENT])
-    manage(env, "shell", "-c", code)
-
+    # django-axes stays on, as in production.
+    env = app.environment(tmp, BENCH_PROBE_LOG=str(tmp / "probe.jsonl"))
+    print(
+        f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {app.loadavg()}\nSetup:", flush=True
+    )
+    app.setup(env)
+    # A new case on a new patient per rep.
+    refs = [f"BENCH-{secrets.token_hex(2).upper()}-{n:02d}" for n in range(1, args.reps + 1)]
+    app.manage(env, "shell", "-c", PATIENTS_CODE.format(user=DEMO_USERNAME, refs=refs))
     t0 = time.monotonic()
     specs = photo_specs(heic=not args.no_heic)
-    (tmp / "photos").mkdir(exist_ok=True)
+    (tmp / "photos").mkdir()
     files = make_photos(tmp / "photos", specs)
     print(f"  four 12 MP photos generated: {time.monotonic() - t0:.1f} s", flush=True)
 
@@ -1100,10 +610,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
     reps: list[Rep] = []
     error = ""
-    port = free_port()
-    with gunicorn(env, tmp, port) as server:
-        base = f"http://{HOST}:{port}"
-        print(f"gunicorn on {base}: {WORKERS} workers, master pid {server.pid}", flush=True)
+    config = tmp / "bench_add_case_gunicorn.py"
+    config.write_text(PROBE_SOURCE)
+    options = ("--config", str(config), "--timeout", str(GUNICORN_TIMEOUT))
+    with app.gunicorn(env, tmp, *options, workers=WORKERS) as server:
+        print(f"gunicorn on {server.base}: {WORKERS} workers, master pid {server.proc.pid}")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -1111,35 +622,25 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 for n, ref in enumerate(refs, 1):
                     rep = Rep(n, ref)
                     try:
-                        add_case(browser, base, rep, specs, files)
+                        add_case(browser, server.base, rep, specs, files)
                     except Exception as exc:  # report what was measured, then stop
                         error = f"rep {n} failed: {type(exc).__name__}: {exc}"
                         break
                     reps.append(rep)
-                    print(
-                        f"  rep {n}: case {rep.case_id} added in {rep.total:.1f} s "
-                        f"(load average {loadavg()})",
-                        flush=True,
-                    )
+                    print(f"  rep {n}: case {rep.case_id} in {rep.total:.1f} s ({app.loadavg()})")
             finally:
                 browser.close()
     # gunicorn stopped gracefully: every request's probe line has been written.
-    records = read_probe(Path(env["BENCH_PROBE_LOG"]))
+    records = read_probe(tmp / "probe.jsonl")
     for rep in reps:
         first, last = rep.marks[PHASES[0][0]][0], rep.marks[PHASES[-1][0]][1]
         rep.server = [r for r in records if first <= r["t0"] < last]
-
     if reps:
         report(reps, files, specs, access_log_uploads(tmp / "access.log"))
     if error:
-        print()
-        print(error)
-        print(tail(tmp / "gunicorn.log"))
+        print(f"\n{error}\n{app.tail(tmp / 'gunicorn.log')}")
         return 1
-    if not args.no_profile:
-        run_profile(env, files, timeout=900)
-    print()
-    print(f"Benchmark run: {time.monotonic() - started:.0f} s; load average {loadavg()}")
+    print(f"\nBenchmark run: {time.monotonic() - started:.0f} s; load average {app.loadavg()}")
     return 0
 
 
