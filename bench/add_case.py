@@ -20,245 +20,136 @@ from typing import Any
 
 import app
 
-# The parent imports gallery.demo_images to draw the photos: no __pycache__ in the repo.
-sys.dont_write_bytecode = True
-
-WORKERS = 2
-GUNICORN_TIMEOUT = 120  # s; a request over this is killed, and the benchmark says so
+sys.dont_write_bytecode = True  # the photos are drawn with gallery.demo_images
+WORKERS, TIMEOUT = 2, 120  # a request over the timeout is killed, and the benchmark says so
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    *("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"),
-    *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
-    "--disable-quic",
-]
-TABLET = {"width": 820, "height": 1180}
-DEMO_USERNAME, DEMO_PASSWORD = "demo", "demo-gallery-2026"  # made by seed_demo
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS += ["--disable-sync", "--disable-quic"]
+USER, PASSWORD = "demo", "demo-gallery-2026"  # made by seed_demo
+UPLOAD_PATH = re.compile(r"/staff/cases/\d+/photos/$")
+PHASES = {"login": "log in", "patient": "find the patient", "facts": "facts form"}
+PHASES |= {"choose": "choose 4 files", "upload": "upload 4 photos"}
+PHASES |= {"reload": "reload with pairs", "submit": "submit for review"}
+# Rows of the upload form: name, role, view, EXIF Orientation, DateTimeOriginal. Before in
+# October, after 14 weeks later; the close-up before is stored landscape with Orientation 6,
+# as phones do; the close-up after is a HEIC (pixels upright) unless --no-heic.
+PHOTOS = [("IMG_0001.JPG", "before", "front", 1, "2025:10:06 10:02:11")]
+PHOTOS += [("IMG_0002.JPG", "after", "front", 1, "2026:01:12 10:31:40")]
+PHOTOS += [("IMG_0003.JPG", "before", "close_up", 6, "2025:10:06 10:04:55")]
+PHOTOS += [("IMG_0004.JPG", "after", "close_up", 6, "2026:01:12 10:33:02")]
 
-# A gunicorn config file (hooks only; every other option is on the command line).
-PROBE_SOURCE = '''"""Written by bench/add_case.py: time each request in the worker and the photo
-pipeline's steps inside it; one JSON line per request into $BENCH_PROBE_LOG."""
+# A gunicorn config file: hooks that time every request in the worker and, by replacing
+# the module attributes the view looks up at call time, the pipeline's steps inside it.
+# time.monotonic() is one clock for every process, so each request falls in a phase.
+PROBE = """import functools, json, os, time
 
-import functools
-import json
-import os
-import time
-
-_current = None  # the request this (sync, one-request-at-a-time) worker is handling
+current = None  # the request this sync worker is handling
 
 
-def _timed(step, fn):
+def timed(step, fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         t0 = time.monotonic()
         try:
             return fn(*args, **kwargs)
         finally:
-            if _current is not None:
-                seconds, count = _current["steps"].get(step, (0.0, 0))
-                _current["steps"][step] = (seconds + time.monotonic() - t0, count + 1)
-
-    return wrapper
-
-
-def _named(fn):
-    @functools.wraps(fn)
-    def wrapper(case, role, view, fp, name):
-        if _current is not None:
-            _current["upload"] = {"name": name, "role": role, "view": view}
-        return fn(case, role, view, fp, name)
-
+            if current is not None:
+                seconds, count = current["steps"].get(step, (0.0, 0))
+                current["steps"][step] = (seconds + time.monotonic() - t0, count + 1)
     return wrapper
 
 
 def post_worker_init(worker):
-    # The application is loaded. The view and the pipeline look these names up in their
-    # modules at call time, so replacing the module attributes times every call.
     from gallery import images, publication, staff
 
-    images.validate_photo = _timed("validate_photo", images.validate_photo)
-    images.render_crop = _timed("render_crop", images.render_crop)
-    staff.add_photo = _named(_timed("add_photo", staff.add_photo))
-    publication.build_renditions = _timed("build_renditions", publication.build_renditions)
-    publication.sync_public_files = _timed("sync_public_files", publication.sync_public_files)
+    images.validate_photo = timed("validate_photo", images.validate_photo)
+    images.render_crop = timed("render_crop", images.render_crop)
+    add_photo = timed("add_photo", staff.add_photo)
+
+    def named(case, role, view, fp, name):
+        current["upload"] = {"name": name, "role": role, "view": view}
+        return add_photo(case, role, view, fp, name)
+
+    staff.add_photo = named
+    for name in ("build_renditions", "sync_public_files"):
+        setattr(publication, name, timed(name, getattr(publication, name)))
 
 
 def pre_request(worker, req):
-    global _current
-    _current = {
-        "pid": os.getpid(),
-        "method": req.method,
-        "path": req.path,
-        "t0": time.monotonic(),
-        # CPU of this worker process (all its threads): unlike the wall clock, barely
-        # moved by other load on the machine.
-        "c0": time.process_time(),
-        "steps": {},
-    }
+    global current  # CPU too: unlike the wall clock, barely moved by other load
+    current = {"path": req.path, "t0": time.monotonic(), "c0": time.process_time(), "steps": {}}
 
 
 def post_request(worker, req, environ, resp):
-    global _current
-    record, _current = _current, None
-    if record is None:
-        return
-    record["t1"] = time.monotonic()
-    record["cpu"] = time.process_time() - record.pop("c0")
-    record["status"] = getattr(resp, "status_code", None)
+    global current
+    record, current = current, None
+    record |= {"t1": time.monotonic(), "cpu": time.process_time() - record.pop("c0")}
     with open(os.environ["BENCH_PROBE_LOG"], "a") as out:
-        out.write(json.dumps(record) + "\\n")
-'''
+        out.write(json.dumps(record | {"status": resp.status_code}) + "\\n")
+"""
 
-# Patients for the reps, each with an active consent like the demo patients' (website,
-# identifiable, adult), recorded by the demo user. Run with `manage.py shell -c`.
-PATIENTS_CODE = """
+# Patients for the reps, each with an active consent like the demo patients'.
+PATIENTS = """
 from datetime import timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 from consent.models import Consent, ConsentEvent, ConsentForm, Patient
-staff = User.objects.get(username={user!r})
-now = timezone.now()
+staff, now = User.objects.get(username={user!r}), timezone.now()
 for ref in {refs!r}:
-    patient, _ = Patient.objects.get_or_create(
-        reference=ref, defaults={{"full_name": "Bench patient " + ref}}
+    patient = Patient.objects.create(reference=ref, full_name="Bench patient " + ref)
+    consent = Consent.objects.create(
+        patient=patient, form=ConsentForm.current(), allow_website=True, identifiable=True,
+        patient_is_adult=True, signed_at=now - timedelta(days=1), signed_by_name=patient.full_name,
+        expires_at=now + timedelta(days=365), recorded_by=staff,
     )
-    if not Consent.objects.active().filter(patient=patient).exists():
-        consent = Consent.objects.create(
-            patient=patient, form=ConsentForm.current(), allow_website=True,
-            identifiable=True, patient_is_adult=True, signed_at=now - timedelta(days=1),
-            signed_by_name=patient.full_name, expires_at=now + timedelta(days=365),
-            recorded_by=staff,
-        )
-        ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
+    ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
 """
 
-UPLOAD_PATH = re.compile(r"/staff/cases/\d+/photos/$")
 
-PHASES = [
-    ("login", "log in"),
-    ("patient", "find the patient"),
-    ("facts", "facts form"),
-    ("choose", "choose 4 files"),
-    ("upload", "upload 4 photos"),
-    ("reload", "reload with pairs"),
-    ("submit", "submit for review"),
-]
-
-
-class BenchError(Exception):
-    """The flow did not do what a photographer expects: the figures would be meaningless."""
-
-
-# ---------------------------------------------------------------------------------------
-# Photos
-
-
-@dataclass(frozen=True)
-class PhotoSpec:
-    name: str
-    role: str
-    view: str
-    orientation: int  # EXIF Orientation of the stored pixels
-    heic: bool
-    taken: str  # EXIF DateTimeOriginal
-
-
-def photo_specs(heic: bool) -> list[PhotoSpec]:
-    """Rows 0..3 of the upload form: before/front, after/front, before/close_up,
-    after/close_up. Before in October, after 14 weeks later (past either treatment's
-    minimum interval)."""
-    return [
-        PhotoSpec("IMG_0001.JPG", "before", "front", 1, False, "2025:10:06 10:02:11"),
-        PhotoSpec("IMG_0002.JPG", "after", "front", 1, False, "2026:01:12 10:31:40"),
-        PhotoSpec("IMG_0003.JPG", "before", "close_up", 6, False, "2025:10:06 10:04:55"),
-        PhotoSpec("IMG_0004.HEIC", "after", "close_up", 1, True, "2026:01:12 10:33:02")
-        if heic
-        else PhotoSpec("IMG_0004.JPG", "after", "close_up", 6, False, "2026:01:12 10:33:02"),
-    ]
-
-
-def make_photos(folder: Path, specs: list[PhotoSpec]) -> list[Path]:
-    """Four 12 MP phone-like photos: a skin_pair drawing upscaled, with noise and EXIF."""
+def make_photos(folder: Path, heic: bool) -> list[Path]:
+    """Four 12 MP phone photos: a skin_pair drawing upscaled, sensor noise (an upscaled
+    drawing alone compresses to under 1 MB), camera EXIF."""
     sys.path.insert(0, str(app.ROOT))
     import pillow_heif
     from PIL import Image, ImageChops
 
     from gallery.demo_images import skin_pair
 
-    # Drawn at a third of the size (skin_pair is pure Python drawing) and upscaled.
-    pairs = {
+    pairs = {  # drawn at a third of the size (pure Python drawing), upscaled
         "front": skin_pair(seed=11, fitzpatrick=3, concern="acne-scars", size=(1333, 1000)),
         "close_up": skin_pair(seed=12, fitzpatrick=3, concern="acne-scars", size=(1000, 1333)),
     }
     paths = []
-    for spec in specs:
-        before, after = pairs[spec.view]
-        base = before if spec.role == "before" else after
-        upright = (4000, 3000) if base.width > base.height else (3000, 4000)
-        im = base.resize(upright, Image.Resampling.BICUBIC)
-        if spec.orientation == 6:
-            # Orientation 6 = "rotate 90° clockwise to view": store it turned anticlockwise.
+    for n, (name, role, view, orientation, taken) in enumerate(PHOTOS):
+        is_heic = heic and n == 3
+        im = pairs[view][role == "after"]
+        im = im.resize((4000, 3000) if im.width > im.height else (3000, 4000), Image.BICUBIC)
+        if orientation == 6 and not is_heic:  # "rotate 90° clockwise to view"
             im = im.transpose(Image.Transpose.ROTATE_90)
-        # Sensor noise makes the file as heavy as a phone's: an upscaled drawing alone
-        # compresses to under 1 MB. A phone's HEVC encoder sees denoised pixels, and noise
-        # costs HEVC far more bytes than JPEG, hence the smaller sigma for the HEIC.
-        sigma = 1.0 if spec.heic else 9.0
+        # A phone's HEVC encoder sees denoised pixels, and noise costs HEVC far more bytes.
+        sigma = 1.0 if is_heic else 9.0
         noise = Image.merge("RGB", [Image.effect_noise(im.size, sigma) for _ in range(3)])
         im = ImageChops.add(im, noise, 1.0, -128)  # effect_noise is centred on 128
         exif = Image.Exif()
-        exif[0x010F] = "BenchPhone"  # Make
-        exif[0x0110] = "BP-12"  # Model
-        exif[0x0112] = spec.orientation
-        exif_ifd = exif.get_ifd(0x8769)
-        exif_ifd[0x9003] = spec.taken  # DateTimeOriginal
-        exif_ifd[0x9011] = "+01:00"  # OffsetTimeOriginal
-        path = folder / spec.name
-        if spec.heic:
-            # x265's "ultrafast" preset only shortens the generation (~7 s instead of ~50 s);
-            # the server decodes any HEVC stream alike.
-            pillow_heif.from_pillow(im).save(
-                path, quality=85, exif=exif.tobytes(), enc_params={"preset": "ultrafast"}
-            )
+        exif[0x010F], exif[0x0110], exif[0x0112] = (
+            "BenchPhone",
+            "BP-12",
+            1 if is_heic else orientation,
+        )
+        exif.get_ifd(0x8769).update({0x9003: taken, 0x9011: "+01:00"})  # DateTimeOriginal
+        path = folder / (name.replace(".JPG", ".HEIC") if is_heic else name)
+        if is_heic:  # x265's fastest preset: ~7 s instead of ~50 s, decoded alike
+            heif = pillow_heif.from_pillow(im)
+            heif.save(path, quality=85, exif=exif.tobytes(), enc_params={"preset": "ultrafast"})
         else:
             im.save(path, format="JPEG", quality=90, exif=exif.tobytes())
         paths.append(path)
     return paths
 
 
-def read_probe(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-ACCESS_LINE = re.compile(r"^<(\d+)> \"(\S+) (\S+) HTTP/[\d.]+\" (\d{3}) \S+ (\d+)us$")
-
-
-def access_log_uploads(path: Path) -> list[float]:
-    """Seconds of every upload request in gunicorn's access log (``%(D)s``)."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    times = []
-    for line in lines:
-        m = ACCESS_LINE.match(line)
-        if m and m[2] == "POST" and UPLOAD_PATH.search(m[3]):
-            times.append(int(m[5]) / 1e6)
-    return times
-
-
-# ---------------------------------------------------------------------------------------
-# The browser flow
-
-
-@dataclass
-class ClientUpload:
-    """One upload request as Chromium saw it."""
-
-    finished_at: float  # monotonic, when Playwright reported it finished
-    total: float  # s, request start to response end (request.timing)
+class BenchError(Exception):
+    """The flow did not do what a photographer expects: the figures would be meaningless."""
 
 
 @dataclass
@@ -267,245 +158,171 @@ class Rep:
     patient: str
     case_id: int = 0
     marks: dict[str, tuple[float, float]] = field(default_factory=dict)  # phase: start, end
-    uploads: list[ClientUpload] = field(default_factory=list)
+    client: list[tuple[float, float]] = field(default_factory=list)  # uploads: finished, s
     server: list[dict[str, Any]] = field(default_factory=list)  # probe records
     pair_warnings: int = 0
+    started: float = 0.0
 
-    def seconds(self, phase: str) -> float:
-        start, end = self.marks[phase]
-        return end - start
+    def mark(self, phase: str, end: float | None = None) -> None:
+        """Contiguous phases: each starts where the previous one ended."""
+        start = self.marks[list(self.marks)[-1]][1] if self.marks else self.started
+        self.marks[phase] = (start, time.monotonic() if end is None else end)
 
     @property
     def total(self) -> float:
-        return self.marks[PHASES[-1][0]][1] - self.marks[PHASES[0][0]][0]
-
-    def phase_of(self, record: dict[str, Any]) -> str:
-        """The phase whose window holds the request's start in the worker."""
-        for key, _ in PHASES:
-            start, end = self.marks[key]
-            if start <= record["t0"] < end:
-                if key == "upload" and not UPLOAD_PATH.search(record["path"]):
-                    # upload.js reloads the page the moment the last upload answers, a few
-                    # ms before Playwright reports that request finished.
-                    return "reload"
-                return key
-        return ""
+        return self.marks["submit"][1] - self.marks["login"][0]
 
     def in_phase(self, phase: str) -> list[dict[str, Any]]:
-        return [r for r in self.server if self.phase_of(r) == phase]
+        """Requests that started in the worker during the phase. upload.js reloads the page
+        the moment the last upload answers, a few ms before Playwright reports it."""
+
+        def phase_of(r: dict[str, Any]) -> str:
+            key = next((k for k, (a, b) in self.marks.items() if a <= r["t0"] < b), "")
+            return "reload" if key == "upload" and not UPLOAD_PATH.search(r["path"]) else key
+
+        return [r for r in self.server if phase_of(r) == phase]
 
 
-class Clock:
-    """Contiguous phases: each starts where the previous one ended."""
-
-    def __init__(self, rep: Rep):
-        self.rep = rep
-        self.last = time.monotonic()
-
-    def mark(self, phase: str, end: float | None = None) -> None:
-        end = time.monotonic() if end is None else end
-        self.rep.marks[phase] = (self.last, end)
-        self.last = end
-
-
-def add_case(browser: Any, base: str, rep: Rep, specs: list[PhotoSpec], files: list[Path]) -> None:
+def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
     """One photographer's case, phase by phase; raises BenchError when a step goes wrong."""
-    context = browser.new_context(viewport=TABLET, has_touch=True)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    try:
-        _flow(page, base, rep, specs, files)
-    finally:
-        context.close()
-
-
-def _flow(page: Any, base: str, rep: Rep, specs: list[PhotoSpec], files: list[Path]) -> None:
-    # Listeners first. Handlers only read properties: they run while Playwright waits, and
-    # stamp times as the events arrive.
     statuses: dict[Any, int] = {}
     finished: list[tuple[float, Any]] = []
-    failed: list[str] = []
     loads: list[float] = []
 
-    def on_response(response: Any) -> None:
-        if response.request.method == "POST" and UPLOAD_PATH.search(response.url):
-            statuses[response.request] = response.status
+    def is_upload(request: Any) -> bool:
+        return request.method == "POST" and bool(UPLOAD_PATH.search(request.url))
 
-    def on_finished(request: Any) -> None:
-        if request.method == "POST" and UPLOAD_PATH.search(request.url):
-            finished.append((time.monotonic(), request))
-
-    def on_failed(request: Any) -> None:
-        if request.method == "POST" and UPLOAD_PATH.search(request.url):
-            failed.append(f"{request.url}: {request.failure}")
-
-    page.on("response", on_response)
-    page.on("requestfinished", on_finished)
-    page.on("requestfailed", on_failed)
-    page.on("load", lambda _page: loads.append(time.monotonic()))
-
-    clock = Clock(rep)
+    # The handlers stamp times as the events arrive, while Playwright waits.
+    page.on("response", lambda r: is_upload(r.request) and statuses.update({r.request: r.status}))
+    page.on("requestfinished", lambda r: is_upload(r) and finished.append((time.monotonic(), r)))
+    page.on("requestfailed", lambda r: is_upload(r) and statuses.update({r: 0}))
+    page.on("load", lambda _: loads.append(time.monotonic()))
+    rep.started = time.monotonic()
     page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", DEMO_USERNAME)
-    page.fill("#id_password", DEMO_PASSWORD)
+    page.fill("#id_username", USER)
+    page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/staff/$"))
-    clock.mark("login")
+    rep.mark("login")
 
     page.click("text=Add a case")
     page.wait_for_url(re.compile(r"/staff/cases/new/$"))
-    # A search, as in a clinic with more patients than the first page lists.
-    page.fill("#q", rep.patient)
+    page.fill("#q", rep.patient)  # a search, as in a clinic with many patients
     page.click("form[role=search] button[type=submit]")
     page.wait_for_url(re.compile(r"/staff/cases/new/\?q="))
     page.click(f"ul.worklist a:has-text('{rep.patient}')")
     page.wait_for_url(re.compile(r"/staff/cases/new/\d+/$"))
-    clock.mark("patient")
+    rep.mark("patient")
 
-    page.check("input[name=treatment] >> nth=0")
-    page.check("input[name=concerns] >> nth=0")
+    for selector in ("[name=treatment] >> nth=0", "[name=concerns] >> nth=0"):
+        page.check(f"input{selector}")
     page.check("input[name=fitzpatrick][value='3']")
     page.check("input[name=skin_type][value=combination]")
-    page.fill("#id_needle_depth_mm", "1.5")
-    page.fill("#id_session_count", "3")
+    for field_id, value in (("needle_depth_mm", "1.5"), ("session_count", "3")):
+        page.fill(f"#id_{field_id}", value)
     page.fill("#id_weeks_after_last_session", "12")
     page.fill("#id_practitioner", "Dr. Tablet")
     page.click("text=Create the case and add photos")
     page.wait_for_url(re.compile(r"/staff/cases/\d+/$"))
     rep.case_id = int(re.findall(r"/staff/cases/(\d+)/$", page.url)[0])
-    clock.mark("facts")
+    rep.mark("facts")
 
     page.set_input_files("#pick-files", [str(f) for f in files])
     rows = page.locator(".upload-row")
-    if rows.count() != len(specs):
-        raise BenchError(f"{rows.count()} upload rows for {len(specs)} files")
-    for i, spec in enumerate(specs):
-        row = rows.nth(i)
-        if row.locator(".file-name").inner_text() != spec.name:
-            raise BenchError(f"row {i} is {row.locator('.file-name').inner_text()!r}")
-        row.locator("select[name=role]").select_option(spec.role)
-        row.locator("select[name=view]").select_option(spec.view)
-    clock.mark("choose")
+    for i, (path, (_, role, view, *_)) in enumerate(zip(files, PHOTOS, strict=True)):
+        if rows.nth(i).locator(".file-name").inner_text() != path.name:
+            raise BenchError(f"upload row {i} is not {path.name}")
+        rows.nth(i).locator("select[name=role]").select_option(role)
+        rows.nth(i).locator("select[name=view]").select_option(view)
+    rep.mark("choose")
 
-    # upload.js reloads the page as soon as every row is ok, so the rows cannot be read
-    # afterwards: count them as the page unloads, into sessionStorage, and read it back.
-    page.evaluate(
-        """() => {
-        sessionStorage.removeItem('bench-ok');
-        addEventListener('pagehide', () => sessionStorage.setItem(
-            'bench-ok', String(document.querySelectorAll('.upload-row.ok').length)));
-    }"""
-    )
+    # upload.js reloads the page once every row is ok: count them as the page unloads.
+    page.evaluate("""() => { sessionStorage.removeItem('ok'); addEventListener('pagehide', () =>
+        sessionStorage.setItem('ok', document.querySelectorAll('.upload-row.ok').length)); }""")
     clicked = time.monotonic()
     page.click("#upload-start")
-    # Poll rather than wait for a navigation: a failed upload means no reload at all.
-    deadline = clicked + 2 * GUNICORN_TIMEOUT + 60
-    while len(finished) < len(specs):
-        bad = [s for s in statuses.values() if s != 201]
-        if bad or failed:
-            raise BenchError(f"upload answered {bad} {failed}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{len(finished)} of {len(specs)} uploads done after the deadline")
+    deadline = clicked + 2 * TIMEOUT + 60  # polled: a failed upload means no reload at all
+    while len(finished) < len(files) or not [t for t in loads if t > clicked]:
+        if any(s != 201 for s in statuses.values()) or time.monotonic() > deadline:
+            raise BenchError(f"uploads answered {list(statuses.values())}, {len(finished)} done")
         page.wait_for_timeout(20)
-    bad = [s for s in statuses.values() if s != 201]
-    if bad:
-        raise BenchError(f"upload answered {bad}")
-    upload_end = max(at for at, _ in finished)
-    for at, request in finished:
-        # responseEnd counts from the request's own startTime; -1 when unknown.
+        if len(finished) == len(files) and "upload" not in rep.marks:
+            rep.mark("upload", max(at for at, _ in finished))
+    for at, request in finished:  # responseEnd counts from the request's start; -1: unknown
         end = request.timing["responseEnd"]
-        rep.uploads.append(ClientUpload(at, end / 1000 if end >= 0 else at - clicked))
-    clock.mark("upload", upload_end)
-
-    while not [t for t in loads if t > clicked]:
-        if time.monotonic() > deadline:
-            raise BenchError("the page did not reload after the uploads")
-        page.wait_for_timeout(20)
+        rep.client.append((at, end / 1000 if end >= 0 else at - clicked))
     page.wait_for_load_state("load")
-    if page.evaluate("sessionStorage.getItem('bench-ok')") != str(len(specs)):
-        raise BenchError("not every upload row was ok before the reload")
-    if page.locator(".staff-pair").count() != 2:
-        raise BenchError(f"{page.locator('.staff-pair').count()} pairs shown, expected 2")
-    sliders = page.locator(".compare-range")
+    pairs, sliders = page.locator(".staff-pair"), page.locator(".compare-range")
+    if page.evaluate("sessionStorage.getItem('ok')") != "4" or pairs.count() != 2:
+        raise BenchError(f"not every upload row was ok, or {pairs.count()} pairs shown, not 2")
     sliders.nth(1).wait_for(state="visible")  # compare.js unhides them
-    if sliders.count() != 2:
-        raise BenchError(f"{sliders.count()} sliders, expected 2")
-    loaded = page.evaluate(
-        "[...document.querySelectorAll('.compare-frame img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length"
-    )
-    if loaded != 4:
-        raise BenchError(f"{loaded} of 4 staff previews loaded")
+    previews = "[...document.querySelectorAll('.compare-frame img')]"
+    if page.evaluate(f"{previews}.filter(i => i.complete && i.naturalWidth).length") != 4:
+        raise BenchError("not all 4 staff previews loaded")
     rep.pair_warnings = page.locator(".staff-pair .warnings li").count()
-    clock.mark("reload")
+    rep.mark("reload")
 
-    # The same URL before and after (POST, redirect, GET): wait for the navigation itself.
-    with page.expect_navigation():
+    with page.expect_navigation():  # POST, redirect, GET of the same URL
         page.click("text=Submit for review")
     if not page.get_by_text("Sent for review.").is_visible():
-        messages = page.locator(".messages").all_inner_texts()
-        raise BenchError(f"not submitted: {messages}")
-    clock.mark("submit")
+        raise BenchError(f"not submitted: {page.locator('.messages').all_inner_texts()}")
+    rep.mark("submit")
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-# Steps of an upload request in the worker: (key, label). store: the original into private
-# storage and the row; files: rendition files written, rows switched; other: receiving
-# and parsing the body, auth, the JSON answer.
-STEPS = [("validate", "validate_photo"), ("store", "store original + row")]
-STEPS += [("render", "render_crop"), ("files", "write rendition files, switch rows")]
-STEPS += [("sync", "sync_public_files"), ("other", "body, parsing, auth, JSON")]
+# Steps of an upload request in the worker. store: the original into private storage and
+# the row; files: rendition files written, rows switched; other: the body, auth, the JSON.
+STEPS = {"validate": "validate_photo", "store": "store original + row"}
+STEPS |= {"render": "render_crop", "files": "write rendition files, switch rows"}
+STEPS |= {"sync": "sync_public_files", "other": "body, parsing, auth, JSON"}
 
 
 def breakdown(record: dict[str, Any]) -> dict[str, float]:
-    """Split one upload request's time in the worker into the pipeline's steps."""
-    t = {k: v[0] for k, v in record["steps"].items()}
-    total, add, build = (
+    """One upload request's time in the worker, split into the pipeline's steps."""
+    s = {k: seconds for k, (seconds, _) in record["steps"].items()}
+    validate, add, build = (
+        s.get(k, 0.0) for k in ("validate_photo", "add_photo", "build_renditions")
+    )
+    render, sync, total = (
+        s.get("render_crop", 0.0),
+        s.get("sync_public_files", 0.0),
         record["t1"] - record["t0"],
-        t.get("add_photo", 0),
-        t.get("build_renditions", 0),
     )
-    validate, render, sync = (
-        t.get("validate_photo", 0),
-        t.get("render_crop", 0),
-        t.get("sync_public_files", 0),
-    )
-    renders = record["steps"].get("render_crop", (0, 0))[1]
-    return {"total": total, "cpu": record["cpu"], "validate": validate, "store": add - validate} | {
+    b = {
+        "validate": validate,
+        "store": add - validate,
         "render": render,
-        "renders": renders,
         "files": build - render - sync,
-        "sync": sync,
-        "other": total - add - build,
     }
+    b |= {"sync": sync, "other": total - add - build, "total": total, "cpu": record["cpu"]}
+    return b | {"renders": record["steps"].get("render_crop", (0, 0))[1]}
 
 
-def report(reps: list[Rep], files: list[Path], specs: list[PhotoSpec], access: list[float]) -> None:
+def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
     names = [f"rep {r.number}" for r in reps]
     print("\nPhotos (the same four files in every rep):")
-    for spec, path in zip(specs, files, strict=True):
-        kind, mb = "HEIC" if spec.heic else "JPEG", path.stat().st_size / 1e6
-        print(
-            f"  {spec.name:<14} {kind}  {mb:5.2f} MB  {spec.role}/{spec.view}, "
-            f"EXIF Orientation {spec.orientation}"
-        )
+    for path, (_, role, view, orientation, _) in zip(files, PHOTOS, strict=True):
+        heic, mb = path.suffix == ".HEIC", path.stat().st_size / 1e6
+        facts = f"{role}/{view}, EXIF Orientation {1 if heic else orientation}"
+        print(f"  {path.name:<14} {'HEIC' if heic else 'JPEG'}  {mb:5.2f} MB  {facts}")
     print(f"  together {sum(p.stat().st_size for p in files) / 1e6:.2f} MB")
 
     print("\nTime to add a case with four photos (s, wall clock in the browser):")
-    rows = []
-    for label, values in [(label, [r.seconds(key) for r in reps]) for key, label in PHASES] + [
-        ("TOTAL", [r.total for r in reps])
-    ]:
-        rows.append([label, f"{median(values):.2f}", *(f"{v:.2f}" for v in values)])
-    app.print_table(rows, ["phase", "median", *names], "  ")
+    rows = [[label, [r.marks[k][1] - r.marks[k][0] for r in reps]] for k, label in PHASES.items()]
+    rows = [[label, median(v), *v] for label, v in rows + [["TOTAL", [r.total for r in reps]]]]
+    app.print_table(
+        [[r[0], *(f"{x:.2f}" for x in r[1:])] for r in rows], ["phase", "median", *names], "  "
+    )
 
-    print("\nServer time per phase: s in the gunicorn workers, wall / CPU, summed over the phase's")
-    print("requests (the uploads run 2 at a time on the 2 workers: their sum exceeds the phase):")
+    print(
+        "\nServer time per phase: s in the gunicorn workers, wall / CPU, summed over its requests"
+    )
+    print("(the uploads run 2 at a time on the 2 workers: their sum exceeds the phase):")
     rows = []
-    for key, label in PHASES:
+    for key, label in PHASES.items():
         walls = [sum(x["t1"] - x["t0"] for x in r.in_phase(key)) for r in reps]
         cpus = [sum(x["cpu"] for x in r.in_phase(key)) for r in reps]
         counts = "/".join(str(len(r.in_phase(key))) for r in reps)
@@ -513,66 +330,41 @@ def report(reps: list[Rep], files: list[Path], specs: list[PhotoSpec], access: l
         rows.append([label, counts, f"{median(walls):.2f} / {median(cpus):.2f}", *cells])
     app.print_table(rows, ["phase", "requests", "median", *names], "  ")
 
-    print(
-        "\nUpload requests (s). start: when the worker took the request, after the click on Upload;"
-    )
-    print("server: wall clock in the worker; cpu: the worker's CPU; the steps are wall clock;")
-    print("renders: render_crop calls (each upload rebuilds every photo of the case so far).")
+    print("\nUpload requests (s): start after the click on Upload; server: wall clock in the")
+    print("worker; cpu: its CPU; the steps: wall clock; (n): render_crop calls (each upload")
+    print("rebuilds every photo of the case so far).")
     parts: dict[str, list[float]] = {}
+    probed = 0
     for rep in reps:
-        uploads = sorted(
-            (r for r in rep.in_phase("upload") if UPLOAD_PATH.search(r["path"])),
-            key=lambda r: r["t0"],
-        )
-        rows, sums = [], dict.fromkeys(breakdown(uploads[0]) if uploads else {}, 0.0)
-        for record in uploads:
-            b, who = breakdown(record), record.get("upload", {})
-            sums = {k: sums[k] + v for k, v in b.items()}
-            rows.append(
-                [
-                    who.get("name", "?"),
-                    f"{who.get('role')}/{who.get('view')}",
-                    str(record.get("status")),
-                ]
-                + [
-                    f"+{record['t0'] - rep.marks['upload'][0]:.2f}",
-                    f"{b['total']:.2f}",
-                    f"{b['cpu']:.2f}",
-                ]
-                + [
-                    f"{b[k]:.2f}" + (f" ({b['renders']})" if k == "render" else "")
-                    for k, _ in STEPS
-                ]
-            )
+        rows, sums = [], {}
+        for record in sorted(rep.in_phase("upload"), key=lambda r: r["t0"]):
+            if not UPLOAD_PATH.search(record["path"]):
+                continue
+            b, who, probed = breakdown(record), record.get("upload", {}), probed + 1
+            sums = {k: sums.get(k, 0.0) + v for k, v in b.items()}
+            start = record["t0"] - rep.marks["upload"][0]
+            rows.append([who.get("name"), f"{who.get('role')}/{who.get('view')}", record["status"]])
+            rows[-1] += [f"+{start:.2f}", f"{b['total']:.2f}", f"{b['cpu']:.2f}"]
+            rows[-1] += [f"{b[k]:.2f}" + f" ({b['renders']})" * (k == "render") for k in STEPS]
         for k, v in sums.items():
             parts.setdefault(k, []).append(v)
         print(f"  rep {rep.number}, case {rep.case_id}, patient {rep.patient}:")
-        app.print_table(
-            rows,
-            ["file", "role/view", "HTTP", "start", "server", "cpu", *(k for k, _ in STEPS)],
-            "    ",
-        )
-        client = ", ".join(
-            f"{u.total:.2f}" for u in sorted(rep.uploads, key=lambda u: u.finished_at)
-        )
+        head = ["file", "role/view", "HTTP", "start", "server", "cpu", *STEPS]
+        app.print_table(rows, head, "    ")
+        client = ", ".join(f"{s:.2f}" for _, s in sorted(rep.client))
         print(f"    as Chromium saw them (request start to response end): {client}")
         if rep.pair_warnings:
             print(f"    the reloaded page shows {rep.pair_warnings} comparability warning(s)")
     if parts:
         total = median(parts["total"])
         print("\nUpload phase, summed over its four requests (median of the reps):")
-        for key, label in STEPS:
+        for key, label in STEPS.items():
             print(f"  {label:<36} {median(parts[key]):6.2f} s  {median(parts[key]) / total:4.0%}")
         print(f"  {'request time in the workers':<36} {total:6.2f} s")
         print(f"  {'CPU of the workers for them':<36} {median(parts['cpu']):6.2f} s")
         print(f"  render_crop calls for 4 photos: {median(parts['renders']):.0f}")
-    n_probed = sum(
-        1 for rep in reps for r in rep.in_phase("upload") if UPLOAD_PATH.search(r["path"])
-    )
-    print(
-        f"  cross-check, gunicorn's access log: {len(access)} upload requests, {sum(access):.2f} s "
-        f"(the hooks: {n_probed}, {sum(parts.get('total', [])):.2f} s)"
-    )
+        hooks = f"{probed}, {sum(parts['total']):.2f} s"
+        print(f"  cross-check, access log: {len(access)}, {sum(access):.2f} s (the hooks: {hooks})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -580,63 +372,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="cases to add (>= 1)")
     parser.add_argument("--no-heic", action="store_true", help="four JPEGs, no HEIC")
     args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error("--reps must be at least 1")
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
+    if args.reps < 1 or not Path(CHROMIUM).exists():
+        parser.error(f"need --reps >= 1 and Chromium at {CHROMIUM} (apt-get install chromium)")
     app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-add-case-") as tmp:
         return run(args, Path(tmp))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    started = time.monotonic()
-    # django-axes stays on, as in production.
-    env = app.environment(tmp, BENCH_PROBE_LOG=str(tmp / "probe.jsonl"))
-    print(
-        f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {app.loadavg()}\nSetup:", flush=True
-    )
-    app.setup(env)
-    # A new case on a new patient per rep.
-    refs = [f"BENCH-{secrets.token_hex(2).upper()}-{n:02d}" for n in range(1, args.reps + 1)]
-    app.manage(env, "shell", "-c", PATIENTS_CODE.format(user=DEMO_USERNAME, refs=refs))
-    t0 = time.monotonic()
-    specs = photo_specs(heic=not args.no_heic)
-    (tmp / "photos").mkdir()
-    files = make_photos(tmp / "photos", specs)
-    print(f"  four 12 MP photos generated: {time.monotonic() - t0:.1f} s", flush=True)
-
     from playwright.sync_api import sync_playwright
 
-    reps: list[Rep] = []
-    error = ""
-    config = tmp / "bench_add_case_gunicorn.py"
-    config.write_text(PROBE_SOURCE)
-    options = ("--config", str(config), "--timeout", str(GUNICORN_TIMEOUT))
-    with app.gunicorn(env, tmp, *options, workers=WORKERS) as server:
-        print(f"gunicorn on {server.base}: {WORKERS} workers, master pid {server.proc.pid}")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                print(f"Chromium {browser.version}, {TABLET['width']}x{TABLET['height']} touch")
-                for n, ref in enumerate(refs, 1):
-                    rep = Rep(n, ref)
-                    try:
-                        add_case(browser, server.base, rep, specs, files)
-                    except Exception as exc:  # report what was measured, then stop
-                        error = f"rep {n} failed: {type(exc).__name__}: {exc}"
-                        break
-                    reps.append(rep)
-                    print(f"  rep {n}: case {rep.case_id} in {rep.total:.1f} s ({app.loadavg()})")
-            finally:
-                browser.close()
-    # gunicorn stopped gracefully: every request's probe line has been written.
-    records = read_probe(tmp / "probe.jsonl")
+    started = time.monotonic()
+    env = app.environment(tmp, BENCH_PROBE_LOG=str(tmp / "probe.jsonl"))  # django-axes on
+    print(f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {app.loadavg()}\nSetup:")
+    app.setup(env)
+    refs = [f"BENCH-{secrets.token_hex(2).upper()}-{n:02d}" for n in range(1, args.reps + 1)]
+    app.manage(env, "shell", "-c", PATIENTS.format(user=USER, refs=refs))
+    t0 = time.monotonic()
+    (tmp / "photos").mkdir()
+    files = make_photos(tmp / "photos", heic=not args.no_heic)
+    print(f"  four 12 MP photos generated: {time.monotonic() - t0:.1f} s", flush=True)
+    (tmp / "probe.py").write_text(PROBE)
+    reps, error = [], ""
+    options = ("--config", str(tmp / "probe.py"), "--timeout", str(TIMEOUT))
+    with app.gunicorn(env, tmp, *options, workers=WORKERS) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        print(f"gunicorn on {server.base}, {WORKERS} workers; Chromium {browser.version}, tablet")
+        try:
+            for n, ref in enumerate(refs, 1):
+                context = browser.new_context(
+                    viewport={"width": 820, "height": 1180}, has_touch=True
+                )
+                context.set_default_timeout(60_000)
+                rep = Rep(n, ref)
+                try:
+                    flow(context.new_page(), server.base, rep, files)
+                except Exception as exc:  # report what was measured, then stop
+                    error = f"rep {n} failed: {type(exc).__name__}: {exc}"
+                    break
+                finally:
+                    context.close()
+                reps.append(rep)
+                print(f"  rep {n}: case {rep.case_id} in {rep.total:.1f} s ({app.loadavg()})")
+        finally:
+            browser.close()
+    # gunicorn stopped gracefully: every request's probe line is written.
+    records = [json.loads(line) for line in (tmp / "probe.jsonl").read_text().splitlines()]
     for rep in reps:
-        first, last = rep.marks[PHASES[0][0]][0], rep.marks[PHASES[-1][0]][1]
-        rep.server = [r for r in records if first <= r["t0"] < last]
+        rep.server = [
+            r for r in records if rep.marks["login"][0] <= r["t0"] < rep.marks["submit"][1]
+        ]
+    access = []
+    for line in (tmp / "access.log").read_text().splitlines():  # %(D)s: microseconds
+        if '"POST ' in line and UPLOAD_PATH.search(line.split()[2]):
+            access.append(int(line.rsplit(" ", 1)[1][:-2]) / 1e6)
     if reps:
-        report(reps, files, specs, access_log_uploads(tmp / "access.log"))
+        report(reps, files, access)
     if error:
         print(f"\n{error}\n{app.tail(tmp / 'gunicorn.log')}")
         return 1
