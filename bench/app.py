@@ -7,6 +7,7 @@ Each script runs as ``python bench/<name>.py``, so this folder is on ``sys.path`
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -25,7 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the Django project root (holds manage.py)
 HOST = "127.0.0.1"  # loopback only, never a routable address
 PORTS = range(18500, 19000)
-WRK_LUA = Path(__file__).resolve().parent / "wrk.lua"
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # gunicorn's access log: worker pid, request, status, bytes, server-side microseconds.
 ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(B)s %(D)sus'
@@ -33,49 +33,31 @@ ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(B)s %(D)sus'
 # Variables that would point a benchmark at shared infrastructure or change what it measures.
 DROPPED_PREFIXES = ("AWS_", "DJANGO_", "DATABASE_", "EMAIL_", "PHOTO_", "GALLERY_", "PUBLIC_")
 DROPPED = {"REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "CACHE_DIR", "SERVE_PUBLIC_MEDIA"}
+QUIET = {"cwd": ROOT, "stdin": subprocess.DEVNULL}
 
 
 def environment(tmp: Path, database_url: str = "", **extra: str) -> dict[str, str]:
     """The project's settings pointed into ``tmp``: database (unless given), media, cache,
     static files; debug off, plain http on loopback (no redirect to https)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in DROPPED and not k.startswith(DROPPED_PREFIXES)
-    }
-    (tmp / "tmp").mkdir(parents=True, exist_ok=True)
-    env.update(
-        DATABASE_URL=database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
-        MEDIA_ROOT=str(tmp / "media"),
-        CACHE_DIR=str(tmp / "cache"),
-        STATIC_ROOT=str(tmp / "staticfiles"),
-        TMPDIR=str(tmp / "tmp"),  # uploads spooled to disk stay in the work dir
-        DJANGO_SECRET_KEY="bench-only",
-        DJANGO_DEBUG="off",
-        DJANGO_HTTPS="off",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="clinic.settings",
-        PYTHONPATH=str(ROOT),
-        PYTHONDONTWRITEBYTECODE="1",  # no __pycache__ in the repository
-        LOG_LEVEL="WARNING",
-    )
-    env.update(extra)
-    return env
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
+    (tmp / "tmp").mkdir(parents=True, exist_ok=True)  # uploads spooled to disk go there too
+    env |= {"DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"}
+    env |= {"MEDIA_ROOT": f"{tmp}/media", "CACHE_DIR": f"{tmp}/cache", "TMPDIR": f"{tmp}/tmp"}
+    env |= {"STATIC_ROOT": f"{tmp}/staticfiles", "DJANGO_SETTINGS_MODULE": "clinic.settings"}
+    env |= {"DJANGO_SECRET_KEY": "bench-only", "DJANGO_DEBUG": "off", "DJANGO_HTTPS": "off"}
+    env |= {"DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING"}
+    # No __pycache__ written into the repository by the children.
+    return env | {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"} | extra
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 900) -> str:
     """Run one management command and return its stdout; on failure show it and stop."""
-    t0 = time.monotonic()
-    label = args[0] if args[0] == "shell" else " ".join(args)
+    t0, label = time.monotonic(), args[0] if args[0] == "shell" else " ".join(args)
+    cmd = [sys.executable, str(ROOT / "manage.py"), *args]
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            cmd, env=env, capture_output=True, text=True, timeout=timeout, **QUIET
         )
     except subprocess.TimeoutExpired:
         raise SystemExit(f"manage.py {label} took over {timeout:.0f} s") from None
@@ -115,9 +97,10 @@ def free_port() -> int:
 class Server:
     proc: subprocess.Popen
     port: int
-    base: str
-    log: Path  # gunicorn's error log
-    access_log: Path
+    tmp: Path  # holds gunicorn.log (its error log) and access.log
+
+    base = property(lambda self: f"http://{HOST}:{self.port}")
+    log = property(lambda self: self.tmp / "gunicorn.log")
 
     def workers(self) -> list[int]:
         return worker_pids(self.proc.pid)
@@ -133,26 +116,15 @@ def gunicorn(
     workers and nothing else. Logs go to files: a pipe nobody drains blocks the workers.
     """
     port = free_port()
-    cmd = [
-        *(sys.executable, "-m", "gunicorn", "clinic.wsgi:application"),
-        *("--bind", f"{HOST}:{port}", "--workers", str(workers)),
-        *("--access-logfile", str(tmp / "access.log"), "--access-logformat", ACCESS_FORMAT),
-        *("--error-logfile", str(tmp / "gunicorn.log")),
-        # Its default path under $HOME would be shared with any other gunicorn.
-        "--no-control-socket",
-        *options,
-    ]
+    cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application", "--bind", f"{HOST}:{port}"]
+    cmd += ["--workers", str(workers), "--error-logfile", str(tmp / "gunicorn.log")]
+    cmd += ["--access-logfile", str(tmp / "access.log"), "--access-logformat", ACCESS_FORMAT]
+    cmd += ["--no-control-socket", *options]  # its default path under $HOME is shared
     with (tmp / "gunicorn.out").open("ab") as out:
         proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, env=env, stdout=out, stderr=out, start_new_session=True, **QUIET
         )
-    server = Server(proc, port, f"http://{HOST}:{port}", tmp / "gunicorn.log", tmp / "access.log")
+    server = Server(proc, port, tmp)
     try:
         wait_ready(server, workers)
         yield server
@@ -161,48 +133,33 @@ def gunicorn(
 
 
 def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
-    """Wait until every worker has answered /healthz, not merely the first one.
-
-    Workers import Django after the fork; one still importing when a load opens its
-    connections would get none of them. The access log's pid field says who answered.
-    """
-    deadline = time.monotonic() + timeout
+    """Wait until every worker has answered /healthz, not merely the first one: workers
+    import Django after the fork, and one still importing when a load opens its
+    connections would get none of them. The access log's pid field says who answered."""
+    deadline, access_log = time.monotonic() + timeout, server.tmp / "access.log"
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise SystemExit(f"gunicorn exited ({server.proc.returncode}):\n{tail(server.log)}")
         pids = server.workers()
         if len(pids) >= workers:
             conns = [http.client.HTTPConnection(HOST, server.port, timeout=5) for _ in range(8)]
-            for conn in conns:  # sent together, so that several workers accept one
-                try:
-                    conn.request("GET", "/healthz")
-                except OSError:
-                    pass
-            for conn in conns:
-                try:
-                    conn.getresponse().read()
-                except (OSError, http.client.HTTPException):
-                    pass
-                conn.close()
-            text = (
-                server.access_log.read_text(errors="replace") if server.access_log.exists() else ""
-            )
+            for send in (lambda c: c.request("GET", "/healthz"), lambda c: c.getresponse().read()):
+                for conn in conns:  # sent together, so that several workers accept one
+                    with contextlib.suppress(OSError, http.client.HTTPException):
+                        send(conn)
+            text = access_log.read_text() if access_log.exists() else ""
             if all(f"<{pid}>" in text for pid in pids):
                 return
         time.sleep(0.2)
-    raise SystemExit(
-        f"gunicorn not ready on {HOST}:{server.port} in {timeout:.0f} s:\n{tail(server.log)}"
-    )
+    raise SystemExit(f"gunicorn not ready after {timeout:.0f} s:\n{tail(server.log)}")
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     """Stop a process started in its own group, and whatever it left behind in it."""
 
     def signal_group(sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     if proc.poll() is None:
         signal_group(signal.SIGTERM)  # graceful: gunicorn's master stops its workers
@@ -227,14 +184,10 @@ def get(port: int, path: str, accept: str = HTML_ACCEPT) -> tuple[int, dict[str,
 def worker_pids(master: int) -> list[int]:
     """gunicorn's workers: the master's children, from /proc."""
     pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit():
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(entry.name))
-        except OSError:
-            continue
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                pids.append(int(stat.parent.name))
     return sorted(pids)
 
 
@@ -262,7 +215,6 @@ class Load:
     not_200: int = 0
     socket_errors: Counter = field(default_factory=Counter)
     hits: int = 0  # answers with X-Cache: hit
-    bytes: int = 0  # headers included
     body: int = 0  # bodies only, as sent (compressed when the server compressed)
     client_cpu: float = 0.0  # CPU seconds of wrk
     hist: Counter = field(default_factory=Counter)
@@ -285,35 +237,24 @@ class Load:
         return Load(max(self.seconds, other.seconds), *sums)
 
 
-def wrk_command(
-    url: str,
-    seconds: int,
-    connections: int,
-    bust: str = "",
-    accept: str = HTML_ACCEPT,
-    gzip: bool = False,
-) -> list[str]:
-    """wrk, one thread, ``connections`` closed-loop keep-alive connections, a browser's
-    Accept (gzip too if asked); with ``bust``, every request misses the page cache."""
+def wrk_start(
+    url: str, seconds: int, conns: int, bust: str = "", **headers: str
+) -> subprocess.Popen:
+    """wrk, one thread, ``conns`` closed-loop keep-alive connections, a browser's Accept
+    unless ``headers`` say otherwise; with ``bust``, every request misses the page cache."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk); no HTTP load run")
-    return [
-        *(wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"),
-        *("-H", f"Accept: {accept}"),
-        *(("-H", "Accept-Encoding: gzip, deflate, br, zstd") if gzip else ()),
-        *("-s", str(WRK_LUA), url, "--", bust),
-    ]
-
-
-def wrk_start(cmd: list[str]) -> subprocess.Popen:
+    cmd = [wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s"]
+    for name, value in ({"Accept": HTML_ACCEPT} | headers).items():
+        cmd += ["-H", f"{name.replace('_', '-')}: {value}"]
+    cmd += ["-s", str(Path(__file__).parent / "wrk.lua"), url, "--", bust]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def wrk_wait(proc: subprocess.Popen) -> Load:
     """The JSON line wrk.lua's done() prints, and wrk's own CPU from wait4."""
-    assert proc.stdout is not None
-    out = proc.stdout.read()
+    out = proc.stdout.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     line = next((x for x in out.splitlines() if x.startswith("{")), None)
@@ -321,25 +262,14 @@ def wrk_wait(proc: subprocess.Popen) -> Load:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out[-2000:]}")
     data = json.loads(line)
     hist: Counter = Counter()
-    for us in data["permilles"]:
+    for us in data.pop("permilles"):
         hist[us / 1e6] += data["requests"] / 1000
-    return Load(
-        data["duration_us"] / 1e6,
-        data["requests"],
-        data["not200"],
-        Counter({k: data[k] for k in ("connect", "read", "write", "timeout")}),
-        data["hits"],
-        data["bytes"],
-        data["body"],
-        usage.ru_utime + usage.ru_stime,
-        hist,
-    )
+    data["socket_errors"] = Counter(data["socket_errors"])
+    return Load(**data, client_cpu=usage.ru_utime + usage.ru_stime, hist=hist)
 
 
-def wrk(
-    url: str, seconds: int, connections: int, bust: str = "", accept: str = HTML_ACCEPT
-) -> Load:
-    return wrk_wait(wrk_start(wrk_command(url, seconds, connections, bust, accept)))
+def wrk(url: str, seconds: int, conns: int, bust: str = "") -> Load:
+    return wrk_wait(wrk_start(url, seconds, conns, bust))
 
 
 def quantile(hist: Counter, q: float) -> float:
@@ -372,13 +302,9 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def on_sigterm() -> None:
     """SIGTERM takes the same path as Ctrl-C, so the finally blocks stop what was started."""
-    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def tail(path: Path, lines: int = 30) -> str:

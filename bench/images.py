@@ -147,12 +147,11 @@ def child_main(argv: list[str]) -> int:
     if argv[0] == "inputs":
         child_inputs(argv[1], quick=argv[2:] == ["quick"])
         return 0
-    path, upright, sizes, formats = argv[1:5]
+    path, upright, sizes, *formats = argv[1:]
     w, h = (int(v) for v in upright.split("x"))
-    sizes_ = [(int(a), int(b)) for a, b in (s.split("x") for s in sizes.split(","))]
-    {"project": child_project, "profile": child_profile}[argv[0]](
-        path, w, h, sizes_, formats.split(",")
-    )
+    pairs = [(int(a), int(b)) for a, b in (s.split("x") for s in sizes.split(","))]
+    child = {"project": child_project, "profile": child_profile}[argv[0]]
+    child(path, w, h, pairs, formats)
     return 0
 
 
@@ -201,11 +200,8 @@ def vips_options(fmt: str, opts: dict[str, Any], version: tuple[int, ...]) -> st
     else:
         # Pillow's speed and vips' 9 - effort both reach libaom as cpu-used; Pillow writes
         # 8-bit AVIF. The libaom builds differ (Pillow's wheel bundles its own): sizes shown.
-        parts += [
-            f"effort={max(0, min(9, 9 - opts.get('speed', 6)))}",
-            "bitdepth=8",
-            "compression=av1",
-        ]
+        effort = max(0, min(9, 9 - opts.get("speed", 6)))
+        parts += [f"effort={effort}", "bitdepth=8", "compression=av1"]
     # No metadata in the project's output; libvips 8.15 replaced `strip` with `keep`.
     return ",".join([*parts, "keep=none" if version >= (8, 15, 0) else "strip"])
 
@@ -231,16 +227,7 @@ class Pair:
 def project_cmd(kind: str, inp: dict[str, Any], sizes: list[Size], formats: list[str]) -> list[str]:
     size_text = ",".join(f"{w}x{h}" for w, h in sizes)
     upright = f"{inp['width']}x{inp['height']}"
-    return [
-        sys.executable,
-        str(SCRIPT),
-        "--child",
-        kind,
-        inp["path"],
-        upright,
-        size_text,
-        ",".join(formats),
-    ]
+    return [sys.executable, str(SCRIPT), "--child", kind, inp["path"], upright, size_text, *formats]
 
 
 def measure(
@@ -376,18 +363,11 @@ def report(tasks: list, startup: float, reps: int) -> list[str]:
         )
         if ratio > target:
             failed.append(f"{name} {what}")
-        rows.append(
-            [name, what, f"{median(p.project_s):.3f}", f"{median(p.vips_s):.3f}", f"{ratio:.2f}x"]
-            + [
-                f"<={target:.1f}x",
-                "PASS" if ratio <= target else "FAIL",
-                f"{median(p.ratios(p.proc_s)):.2f}x",
-            ]
-            + [
-                f"{median(p.ratios(p.project_s, startup * n)):.2f}x",
-                f"{p.bytes[0] / 1024:.0f}/{p.bytes[1] / 1024:.0f}",
-            ]
-        )
+        times = [median(p.project_s), median(p.vips_s)]
+        net = median(p.ratios(p.project_s, startup * n))
+        rows.append([name, what, *(f"{x:.3f}" for x in times), f"{ratio:.2f}x", f"<={target:.1f}x"])
+        rows[-1] += ["PASS" if ratio <= target else "FAIL", f"{median(p.ratios(p.proc_s)):.2f}x"]
+        rows[-1] += [f"{net:.2f}x", f"{p.bytes[0] / 1024:.0f}/{p.bytes[1] / 1024:.0f}"]
         rest = median(a - b - c for a, b, c in zip(p.proc_s, p.project_s, p.import_s, strict=True))
         overheads.append(
             [name, what, f"{median(p.import_s):.3f}", f"{rest:.3f}", f"{startup * n:.3f} (x {n})"]

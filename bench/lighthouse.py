@@ -29,21 +29,13 @@ CHROME_FLAGS = (
     "--disable-component-update --no-first-run --disable-sync "
     '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"'
 )
-CATEGORIES = {
-    "performance": "perf",
-    "accessibility": "a11y",
-    "best-practices": "best-pr",
-    "seo": "seo",
-}
+CATEGORIES = {"performance": "perf", "accessibility": "a11y", "best-practices": "best-pr"}
+CATEGORIES |= {"seo": "seo"}
 METRICS = ("first-contentful-paint", "largest-contentful-paint", "total-blocking-time")
 METRICS += ("cumulative-layout-shift", "speed-index")
 TARGET, FLOOR = 100, 95  # the goal; --strict fails below the floor
-PAGES = {
-    "home": "/",
-    "list": "/gallery/?fitzpatrick=4",
-    "case": "",
-    "treatment": "/treatments/microneedling/",
-}
+PAGES = {"home": "/", "list": "/gallery/?fitzpatrick=4", "case": ""}  # the case: from the API
+PAGES |= {"treatment": "/treatments/microneedling/"}
 
 
 def lighthouse_cli() -> Path:
@@ -66,13 +58,9 @@ def run_lighthouse(cli: Path, url: str, out: Path, tmp: Path, timeout: float) ->
     its report, with an "error" key when it failed."""
     report = out.with_suffix(".report.json")
     cmd = [shutil.which("node") or "node", str(cli), url, "--output=json"]
-    cmd += [
-        f"--output-path={report}",
-        f"--chrome-path={CHROMIUM}",
-        f"--chrome-flags={CHROME_FLAGS}",
-    ]
+    cmd += [f"--output-path={report}", f"--chrome-path={CHROMIUM}"]
+    cmd += [f"--chrome-flags={CHROME_FLAGS}", "--no-enable-error-reporting"]  # no TTY, offline
     cmd += [f"--only-categories={','.join(CATEGORIES)}", "--max-wait-for-load=30000", "--quiet"]
-    cmd += ["--no-enable-error-reporting"]  # no TTY to ask, no internet to send to
     # Chromium's throwaway profile goes under TMPDIR: keep it in our temp dir.
     env = {**os.environ, "TMPDIR": str(tmp)}
     with out.with_suffix(".log").open("wb") as log:
@@ -191,12 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # The reports and the server logs are kept; the throwaway site is not.
         (tmp / "bench.sqlite3").unlink(missing_ok=True)
-        for name in (
-            "media",
-            "cache",
-            "staticfiles",
-            *(p.name for p in tmp.glob("org.chromium.*")),
-        ):
+        chromium = [p.name for p in tmp.glob("org.chromium.*")]
+        for name in ("media", "cache", "staticfiles", *chromium):
             shutil.rmtree(tmp / name, ignore_errors=True)
     return report(results, args.strict, out, tmp)
 

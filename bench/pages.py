@@ -228,15 +228,11 @@ def report(args: argparse.Namespace, rounds: list, res: dict[str, Any], pages: d
         f"\nRequests/second per round ({args.connections} connections, {args.duration} s per "
         f"target, gunicorn {args.workers} sync workers, warm page cache):"
     )
-    rows = [
-        [
-            label,
-            *(f"{s[n].rps:.0f}" for n in names),
-            *(f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS),
-        ]
-        for label, s in [(f"{i + 1} ({f} first)", s) for i, (f, s) in enumerate(rounds)]
-        + [("uncached", busted)]
-    ]
+    rows = []
+    labels = [f"{i + 1} ({first} first)" for i, (first, _) in enumerate(rounds)] + ["uncached"]
+    for label, s in zip(labels, [s for _, s in rounds] + [busted], strict=True):
+        rows.append([label, *(f"{s[n].rps:.0f}" for n in names)])
+        rows[-1] += [f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS]
     app.print_table(rows, ["round", *names, *(p for p, _, _ in PAIRS)])
 
     print("\nPer target over all warm rounds (and the uncached round's list and case):")

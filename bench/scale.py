@@ -30,24 +30,13 @@ import app
 TARGET_RATIO = 1.5  # median at the large size / median at the small size, at most
 HIDDEN_FRACTION = 0.10  # share of all cases the publication rule must reject
 # The list unfiltered, the common filters, a sort, a second page, the JSON API.
-URLS = [
-    "/gallery/",
-    "/gallery/?fitzpatrick=4",
-    "/gallery/?treatment=rf-microneedling&concern=acne-scars",
-]
-URLS += [
-    "/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions",
-    "/gallery/?page=2",
-    "/api/cases/?fitzpatrick=5",
-]
+URLS = ["/gallery/", "/gallery/?fitzpatrick=4", "/gallery/?page=2", "/api/cases/?fitzpatrick=5"]
+URLS[2:2] = ["/gallery/?treatment=rf-microneedling&concern=acne-scars"]
+URLS[3:3] = ["/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions"]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
-OTHER_URLS = [
-    "/",
-    "/treatments/microneedling/",
-    f"/gallery/{BENCH_CASE_ID}/",
-    "/sitemap.xml?page=1",
-]
+OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/"]
+OTHER_URLS += ["/sitemap.xml?page=1"]
 INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
 SCAN_NODES = INDEX_NODES | {"Seq Scan"}
 LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
@@ -69,32 +58,23 @@ TOKEN = string.ascii_letters + string.digits
 AREAS = {"face": 30, "cheeks": 20, "forehead": 10, "neck": 8, "chest": 8, "abdomen": 8, "back": 6}
 AREAS |= {"arms": 4, "thighs": 4, "hands": 2}
 DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
-PRACTITIONERS = [
-    ("Dr. Amara Okafor", "Consultant dermatologist"),
-    ("Dr. Tomás Rivera", "Dermatologist"),
-]
+PRACTITIONERS = [("Dr. Amara Okafor", "Consultant dermatologist")]
 PRACTITIONERS += [("Lena Brandt", "Registered nurse, aesthetic practitioner")]
+PRACTITIONERS += [("Dr. Tomás Rivera", "Dermatologist")]
 HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
 
 
 class Generator:
     """Deterministic synthetic cases: patient, consent, case, concerns, two photos each."""
 
-    def __init__(
-        self, form: int, reviewer: int, treatments: list[int], concerns: list[int]
-    ) -> None:
+    def __init__(self, form: int, reviewer: int, treatments: list[int], concerns: list[int]):
         from django.utils import timezone
 
-        self.form, self.reviewer, self.treatments, self.concerns = (
-            form,
-            reviewer,
-            treatments,
-            concerns,
-        )
+        self.form, self.reviewer = form, reviewer
+        self.treatments, self.concerns = treatments, concerns
         self.now, self.rng = timezone.now(), random.Random(20260)
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.next_id = self.next_through = self.next_photo = 1
-        self.public = 0
         self.public_ids: set[str] = set()
 
     def token(self, n: int, alphabet: str = TOKEN) -> str:
@@ -132,26 +112,28 @@ class Generator:
         consent |= {"patient_is_adult": True, "expires_at": expires, "recorded_at": signed}
         consent |= {"withdrawn_at": withdrawn, "withdrawal_channel": "staff" if withdrawn else ""}
         self.rows["consents"].append(consent)
+        # The draws in a fixed order: the same seed gives the same cases.
+        draft, treatment = kind == "draft", rng.choice(self.treatments)
+        practitioner, credentials = rng.choice(PRACTITIONERS)
         public_id = self.token(10)
         while public_id in self.public_ids:
             public_id = self.token(10)
         self.public_ids.add(public_id)
-        draft, treatment = kind == "draft", rng.choice(self.treatments)
-        practitioner, credentials = rng.choice(PRACTITIONERS)
         case = {"id": i, "public_id": public_id, "treatment_id": treatment, "patient_id": i}
-        case |= {"consent_id": i, "fitzpatrick": rng.randint(1, 6), "deidentified": deidentified}
         case |= {"body_area": rng.choices(list(AREAS), list(AREAS.values()))[0]}
+        case |= {"fitzpatrick": rng.randint(1, 6), "consent_id": i, "deidentified": deidentified}
         case |= {"skin_type": rng.choice(["normal", "dry", "oily", "combination", "sensitive"])}
         case |= {"needle_depth_mm": rng.choice(DEPTHS), "session_count": rng.randint(1, 8)}
-        case |= {"session_interval_weeks": rng.choice([4, 4, 6]), "sensitive": rng.random() < 0.03}
+        case |= {"session_interval_weeks": rng.choice([4, 4, 6])}
         case |= {"weeks_after_last_session": 4 + rng.choice([0, 2, 4, 8, 12])}
         case |= {"practitioner": practitioner, "practitioner_credentials": credentials}
         case |= {"device": "Synthetic pen" if treatment == self.treatments[0] else "RF"}
         case |= {"aftercare_notes": "Gentle cleanser, moisturiser and SPF 50 for two weeks."}
         case |= {"side_effects_notes": "Redness for two days after each session."}
-        case |= {"status": "draft" if draft else "published", "created_by_id": self.reviewer}
+        case |= {"sensitive": rng.random() < 0.03, "created_by_id": self.reviewer}
+        case |= {"status": "draft" if draft else "published", "updated_at": published}
         case |= {"reviewed_by_id": None if draft else self.reviewer}
-        case |= {"published_at": None if draft else published, "updated_at": published}
+        case |= {"published_at": None if draft else published}
         self.rows["cases"].append(case | {"created_at": signed + timedelta(days=1)})
         # One concern, a second for a third of the cases (as the demo seed does).
         for concern in rng.sample(self.concerns, 2 if rng.random() < 1 / 3 else 1):
@@ -161,17 +143,12 @@ class Generator:
         rendered = kind != "unrendered"
         for role in ("before", "after"):
             key = self.token(22)
-            renditions = [
-                {
-                    "format": fmt,
-                    "width": w,
-                    "height": w * 3 // 4,
-                    "bytes": rng.randint(20_000, 400_000),
-                }
-                | {"name": f"renditions/{key}/{w}.{ext}"}
-                for w in (480, 960, 1600)
-                for fmt, ext in (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg"))
-            ]
+            renditions = []
+            for w in (480, 960, 1600):
+                for fmt, ext in (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg")):
+                    name = f"renditions/{key}/{w}.{ext}"
+                    size = {"height": w * 3 // 4, "bytes": rng.randint(20_000, 400_000)}
+                    renditions.append({"format": fmt, "width": w, **size, "name": name})
             photo = {"id": self.next_photo, "case_id": i, "role": role, "view": "front"}
             photo |= {"original": f"originals/{self.token(32)}", "original_format": "jpeg"}
             photo |= {"sha256": self.token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
@@ -321,11 +298,17 @@ def label_query(sql_text: str) -> str:
 
 
 def targets() -> dict[str, Callable[[], Any]]:
-    """Each URL's view beneath its decorators (``inspect.unwrap``): the page cache would
-    answer in the same time at any size. Called through RequestFactory, anonymous."""
+    """Each URL's view beneath its decorators (``inspect.unwrap``), called with a new
+    anonymous request: the page cache would answer in the same time at any size."""
     from django.contrib.auth.models import AnonymousUser
     from django.test import RequestFactory
     from django.urls import resolve
+
+    def call(path: str, view: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        accept = "application/json" if path.startswith("/api/") else app.HTML_ACCEPT
+        request = RequestFactory(HTTP_HOST="127.0.0.1").get(path, HTTP_ACCEPT=accept)
+        request.user = AnonymousUser()  # what the middleware would have set
+        return view(request, **kwargs)
 
     found = {}
     for path in URLS + OTHER_URLS:
@@ -333,10 +316,7 @@ def targets() -> dict[str, Callable[[], Any]]:
         view = inspect.unwrap(match.func)
         if view is match.func or view.__module__ != match.func.__module__:
             raise SystemExit(f"cannot find the undecorated {match.func.__name__}")
-        accept = "application/json" if path.startswith("/api/") else app.HTML_ACCEPT
-        request = RequestFactory(HTTP_HOST="127.0.0.1").get(path, HTTP_ACCEPT=accept)
-        request.user = AnonymousUser()  # what the middleware would have set
-        found[path] = functools.partial(view, request, **match.kwargs)
+        found[path] = functools.partial(call, path, view, match.kwargs)
     return found
 
 
@@ -366,9 +346,8 @@ def timed(view: Callable[[], Any], result: Result) -> None:
         try:
             return execute(sql, *args)
         finally:
-            spent[label_query(sql)] = (
-                spent.get(label_query(sql), 0.0) + (time.perf_counter() - t0) * 1000
-            )
+            ms = (time.perf_counter() - t0) * 1000
+            spent[label_query(sql)] = spent.get(label_query(sql), 0.0) + ms
 
     with connection.execute_wrapper(timer):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -451,22 +430,23 @@ def explain(sql_text: str) -> str:
 # Main
 
 
+def compare(path: str, a: Result, b: Result) -> list[str]:
+    """A row of the comparison: medians at both sizes, their ratio, the query counts."""
+    medians = [f"{a.median:.1f}", f"{b.median:.1f}", f"{b.median / a.median:.2f}x"]
+    return [path, *medians, f"{a.queries}/{b.queries}"]
+
+
 def report(small: dict[str, Result], large: dict[str, Result], args: argparse.Namespace) -> bool:
+    head = ["URL", "request", "facets", "rows", "photos", "other", "rest (Python)", "Python CPU"]
     for size, results in ((args.small, small), (args.large, large)):
         print(f"\nWhere the time goes at {size:,} (medians, ms):")
         rows = []
         for path, r in results.items():
-            rest = statistics.median(
-                t - sum(q.values()) for t, q in zip(r.times_ms, r.query_ms, strict=True)
-            )
-            rows.append(
-                [path, f"{r.median:.1f}", *(f"{r.median_of(x):.1f}" for x in LABELS), f"{rest:.1f}"]
-            )
-            rows[-1].append(f"{statistics.median(r.cpu_ms):.1f}")
-        app.print_table(
-            rows,
-            ["URL", "request", "facets", "rows", "photos", "other", "rest (Python)", "Python CPU"],
-        )
+            pairs = zip(r.times_ms, r.query_ms, strict=True)
+            rest = statistics.median(t - sum(q.values()) for t, q in pairs)
+            parts = [r.median, *(r.median_of(x) for x in LABELS), rest, statistics.median(r.cpu_ms)]
+            rows.append([path, *(f"{x:.1f}" for x in parts)])
+        app.print_table(rows, head)
     print(
         "  facets/rows/photos/other: wall time of each kind of query in the timed requests; rest: "
         "the request\n  minus its queries (ORM, view, template); Python CPU: this process's "
@@ -474,43 +454,16 @@ def report(small: dict[str, Result], large: dict[str, Result], args: argparse.Na
     )
     head = ["URL", f"ms @{args.small:,}", f"ms @{args.large:,}", "ratio", "queries"]
     print("\nOther public pages, uncached (reported, not part of the target):")
-    rows = [
-        [
-            p,
-            f"{small[p].median:.1f}",
-            f"{large[p].median:.1f}",
-            f"{large[p].median / small[p].median:.2f}x",
-        ]
-        + [f"{small[p].queries}/{large[p].queries}"]
-        for p in OTHER_URLS
-    ]
-    app.print_table(rows, head)
+    app.print_table([compare(p, small[p], large[p]) for p in OTHER_URLS], head)
     rows, ok_all = [], True
     for p in URLS:
-        a, b = small[p], large[p]
-        ok = b.median / a.median <= TARGET_RATIO and a.queries == b.queries
+        ok = large[p].median / small[p].median <= TARGET_RATIO
+        ok &= small[p].queries == large[p].queries
         ok_all &= ok
-        rows.append(
-            [
-                p,
-                f"{a.median:.1f}",
-                f"{b.median:.1f}",
-                f"{b.median / a.median:.2f}x",
-                f"{a.queries}/{b.queries}",
-                "PASS" if ok else "FAIL",
-            ]
-        )
+        rows.append([*compare(p, small[p], large[p]), "PASS" if ok else "FAIL"])
     sum_a, sum_b = sum(small[p].median for p in URLS), sum(large[p].median for p in URLS)
-    rows.append(
-        [
-            "overall (sum of medians)",
-            f"{sum_a:.1f}",
-            f"{sum_b:.1f}",
-            f"{sum_b / sum_a:.2f}x",
-            "",
-            "PASS" if ok_all else "FAIL",
-        ]
-    )
+    overall = [f"{sum_a:.1f}", f"{sum_b:.1f}", f"{sum_b / sum_a:.2f}x", ""]
+    rows.append(["overall (sum of medians)", *overall, "PASS" if ok_all else "FAIL"])
     print(
         f"\nGallery list, uncached, median of {args.requests} requests per URL: {args.small:,} vs "
         f"{args.large:,} public cases (target <= {TARGET_RATIO}x, same queries):"
@@ -528,23 +481,22 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
 
     from gallery.models import reference_data
 
-    dbs = [
-        Database(f"{args.small:,} public cases", names[0]),
-        Database(f"{args.large:,} public cases", names[1]),
+    sizes = [
+        (f"{n:,} public cases", name)
+        for n, name in zip((args.small, args.large), names, strict=True)
     ]
+    dbs = [Database(label, name) for label, name in sizes]
     t0 = time.perf_counter()
     call_command("collectstatic", verbosity=0, interactive=False)  # the manifest {% static %} needs
     fill(dbs[0], args.small)
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # what the plans depend on
         cursor.execute("SELECT version()")
         print(cursor.fetchone()[0])
-        settings = "'shared_buffers', 'work_mem', 'jit', 'random_page_cost', "
-        settings += "'max_parallel_workers_per_gather'"
-        cursor.execute(
-            "SELECT name, current_setting(name) FROM pg_settings "
-            f"WHERE name IN ({settings}) ORDER BY name"
-        )
-        print("  " + ", ".join(f"{n}={s}" for n, s in cursor.fetchall()))
+        settings = ["shared_buffers", "work_mem", "jit", "random_page_cost"]
+        for name in [*settings, "max_parallel_workers_per_gather"]:
+            cursor.execute("SELECT current_setting(%s)", [name])
+            print(f"  {name}={cursor.fetchone()[0]}", end="")
+    print()
     fill(dbs[1], args.large)
     print(f"both databases ready in {time.perf_counter() - t0:.0f} s", flush=True)
     reference_data()  # warm: every request reads it, at any size
@@ -583,11 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need 0 < --small < --large")
     url = os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme not in ("postgres", "postgresql"):
-        print(
-            "set DATABASE_URL=postgres://user@host:port/db (a user who may CREATE DATABASE)",
-            file=sys.stderr,
-        )
-        return 2
+        sys.exit("set DATABASE_URL=postgres://user@host:port/db (a user who may CREATE DATABASE)")
     name = f"scalebench_{secrets.token_hex(6)}"
     names = [f"{name}_small", f"{name}_large"]
     started = time.perf_counter()

@@ -1,15 +1,11 @@
--- wrk script of bench/app.py: counts non-200 answers and page-cache hits per thread and
--- prints one JSON line at the end, with the latency distribution as its 1,000 permilles
--- (microseconds; wrk 4.1 gives no access to the raw histogram), which runs can pool.
--- Body bytes are counted apart from wrk's total, which includes the headers.
+-- wrk script of bench/app.py (one thread per wrk): counts non-200 answers, page-cache hits
+-- and body bytes, and prints one JSON line at the end with the latency distribution as its
+-- 1,000 permilles (wrk 4.1 gives no access to the raw histogram), which runs can pool.
 -- Argument: a token; when not empty, every request gets a unique Accept header (the page
 -- cache keys on Accept and ignores unknown query parameters), so every request misses it.
 local threads = {}
-local next_id = 0
 
 function setup(thread)
-  next_id = next_id + 1
-  thread:set("id", next_id)
   table.insert(threads, thread)
 end
 
@@ -24,7 +20,7 @@ function request()
     return plain
   end
   n = n + 1
-  wrk.headers["Accept"] = accept .. ",x-bench/" .. token .. "-" .. id .. "-" .. n
+  wrk.headers["Accept"] = accept .. ",x-bench/" .. token .. "-" .. n
   return wrk.format()
 end
 
@@ -53,8 +49,8 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    '{"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"timeout":%d,"not200":%d,"hits":%d,"body":%d,"permilles":[%s]}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
-    e.timeout, bad, h, body, table.concat(permilles, ",")))
+    '{"requests":%d,"seconds":%f,"not_200":%d,"hits":%d,"body":%d,"socket_errors":' ..
+    '{"connect":%d,"read":%d,"write":%d,"timeout":%d},"permilles":[%s]}\n',
+    summary.requests, summary.duration / 1e6, bad, h, body, e.connect, e.read, e.write,
+    e.timeout, table.concat(permilles, ",")))
 end
