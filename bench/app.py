@@ -237,15 +237,20 @@ class Load:
         return Load(max(self.seconds, other.seconds), *sums)
 
 
+def require_wrk() -> str:
+    """wrk's path; without it, an HTTP benchmark says so and stops before any setup."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk); no HTTP load run")
+    return wrk
+
+
 def wrk_start(
     url: str, seconds: int, conns: int, bust: str = "", **headers: str
 ) -> subprocess.Popen:
     """wrk, one thread, ``conns`` closed-loop keep-alive connections, a browser's Accept
     unless ``headers`` say otherwise; with ``bust``, every request misses the page cache."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk); no HTTP load run")
-    cmd = [wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s"]
+    cmd = [require_wrk(), "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s"]
     for name, value in ({"Accept": HTML_ACCEPT} | headers).items():
         cmd += ["-H", f"{name.replace('_', '-')}: {value}"]
     cmd += ["-s", str(Path(__file__).parent / "wrk.lua"), url, "--", bust]

@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --uploads >= 1, --connections >= 4, --duration >= 1")
 
     # SIGTERM and the budget's alarm unwind through the finally blocks that stop gunicorn.
+    app.require_wrk()
     app.on_sigterm()
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("stopped: the run exceeded --budget"))
     signal.alarm(args.budget)

@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 1
+    app.require_wrk()
     app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         return run(args, Path(tmp))
