@@ -81,7 +81,6 @@ class Generator:
         return "".join(self.rng.choices(alphabet, k=n))
 
     def batch(self, public: int, hidden: int) -> dict[str, list[dict[str, Any]]]:
-        self.public += public
         self.rows = {"patients": [], "consents": [], "cases": [], "concerns": [], "photos": []}
         kinds = ["public"] * public + [HIDDEN_KINDS[i % len(HIDDEN_KINDS)] for i in range(hidden)]
         self.rng.shuffle(kinds)  # hidden cases spread through ids and dates
