@@ -1,0 +1,56 @@
+-- wrk script of bench/app.py (one thread per wrk): counts non-200 answers, page-cache hits
+-- and body bytes, and prints one JSON line at the end with the latency distribution as its
+-- 1,000 permilles (wrk 4.1 gives no access to the raw histogram), which runs can pool.
+-- Argument: a token; when not empty, every request gets a unique Accept header (the page
+-- cache keys on Accept and ignores unknown query parameters), so every request misses it.
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  token = args[1] or ""
+  n, hits, not200, body_bytes = 0, 0, 0, 0
+  plain, accept = wrk.format(), wrk.headers["Accept"]
+end
+
+function request()
+  if token == "" then
+    return plain
+  end
+  n = n + 1
+  wrk.headers["Accept"] = accept .. ",x-bench/" .. token .. "-" .. n
+  return wrk.format()
+end
+
+function response(status, headers, body)
+  body_bytes = body_bytes + #body
+  if status ~= 200 then
+    not200 = not200 + 1
+  end
+  if headers["X-Cache"] == "hit" then
+    hits = hits + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local h, bad, body = 0, 0, 0
+  for _, t in ipairs(threads) do
+    h = h + t:get("hits")
+    bad = bad + t:get("not200")
+    body = body + t:get("body_bytes")
+  end
+  local permilles = {}
+  if summary.requests > 0 then
+    for i = 1, 1000 do
+      permilles[i] = string.format("%d", latency:percentile(i / 10))
+    end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"seconds":%f,"not_200":%d,"hits":%d,"body":%d,"socket_errors":' ..
+    '{"connect":%d,"read":%d,"write":%d,"timeout":%d},"permilles":[%s]}\n',
+    summary.requests, summary.duration / 1e6, bad, h, body, e.connect, e.read, e.write,
+    e.timeout, table.concat(permilles, ",")))
+end
