@@ -184,3 +184,16 @@ def test_without_scripting_the_sheet_is_a_form_that_submits(live_server, new_pag
     page.wait_for_url(re.compile(r"\?fitzpatrick=5"))
     expect(page.locator("article.card")).to_have_count(2)
     expect(page.locator("p.count")).to_have_text("2 cases match your choices.")
+
+
+def test_axe_finds_no_violations_in_the_sheet_or_the_empty_state(live_server, new_page, gallery):
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = open_page(new_page, 390)
+    page.goto(f"{live_server.url}/gallery/?fitzpatrick=5&concern=acne-scars")
+    options = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+    results = Axe().run(page, options=options)
+    assert results.violations_count == 0, results.generate_report()
+    page.click("#filter-toggle")
+    results = Axe().run(page, options=options)
+    assert results.violations_count == 0, results.generate_report()
