@@ -145,6 +145,16 @@ class CaseFilter(django_filters.FilterSet):
         self.errors  # noqa: B018  (validate before reading cleaned_data)
         return getattr(self.form, "cleaned_data", {}) if self.is_bound else {}
 
+    def chosen(self) -> dict[str, list[str]]:
+        """The valid choices as query-string values, by filter name (a value the filters
+        ignore is not among them, so nothing shows it as chosen)."""
+        chosen = {}
+        for name, value in self._data().items():
+            if value in (None, "", []) or (name == "sort" and value == "newest"):
+                continue
+            chosen[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return chosen
+
     def sort_order(self) -> tuple[str, ...]:
         return SORTS[self._data().get("sort") or "newest"]
 

@@ -26,6 +26,13 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from gallery.cache import cached_public_page, current_generation, known_params
+from gallery.filter_panel import (
+    active_chips,
+    describe,
+    filter_groups,
+    nearest_matches,
+    page_links,
+)
 from gallery.filters import SORTS, CaseFilter
 from gallery.listing import checked, page_of
 from gallery.models import (
@@ -87,39 +94,6 @@ def _page_link(request: HttpRequest, number: int) -> str:
     return request.build_absolute_uri(f"{request.path}?{query}")
 
 
-def filter_groups(request: HttpRequest, facets: dict[str, dict[str, int]]) -> list[dict]:
-    """The filter form's checkbox groups, each option with its facet count."""
-    ref = reference_data()
-    labels = {
-        "treatment": sorted(ref["treatments"].items(), key=lambda kv: kv[1]),
-        "concern": sorted(ref["concerns"].items(), key=lambda kv: kv[1]),
-        "fitzpatrick": [(str(n), label) for n, label in FITZPATRICK_CHOICES],
-        "skin_type": list(Case.SkinType.choices),
-        "area": list(Case.BodyArea.choices),
-    }
-    titles = {
-        "treatment": "Treatment",
-        "concern": "Concern",
-        "fitzpatrick": "Fitzpatrick skin type",
-        "skin_type": "Skin type",
-        "area": "Body area",
-    }
-    groups = []
-    for name, options in labels.items():
-        chosen = set(request.GET.getlist(name))
-        items = []
-        for value, label in options:
-            count = facets.get(name, {}).get(value, 0)
-            item = {"value": value, "label": label, "count": count, "checked": value in chosen}
-            if name == "fitzpatrick":
-                item["description"], item["swatch"] = FITZPATRICK_INFO[int(value)]
-            # Options that would give nothing are hidden unless chosen (areas mostly).
-            if count or item["checked"] or name in ("fitzpatrick", "treatment"):
-                items.append(item)
-        groups.append({"name": name, "title": titles[name], "options": items})
-    return groups
-
-
 def _canonical(request: HttpRequest) -> str:
     params = request.GET.copy()
     for key in list(params):
@@ -167,22 +141,28 @@ def case_list(request: HttpRequest) -> HttpResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
     if number is None:
         raise Http404("No such page.")
+    chosen = filterset.chosen()
+    chips = active_chips(chosen)
     context = {
         "filter": filterset,
-        "groups": filter_groups(request, facets),
+        "groups": filter_groups(chosen, facets),
+        "chips": chips,
+        "suggestions": nearest_matches(chosen, facets) if not total else [],
+        "wanted": describe(chosen),
         "cases": cases,
         "total": total,
         "page": number,
         "pages": pages,
+        "page_links": page_links(number, pages, lambda n: _page_link(request, n)),
         "previous_url": _page_link(request, number - 1) if number > 1 else None,
         "next_url": _page_link(request, number + 1) if number < pages else None,
-        "values": request.GET,
+        "values": {name: values[0] for name, values in chosen.items()},
         "canonical": _canonical(request),
-        "filtered": any(k in CaseFilter.base_filters and k != "sort" for k in request.GET),
+        "filtered": bool(chips),
     }
     template = "gallery/case_list.html"
     if request.headers.get("X-Fragment") == "layout":
-        template += "#layout"  # the form and results alone, for in-place updates
+        template += "#layout"  # the filter panel and results alone, for in-place updates
     response = render(request, template, context)
     response["Vary"] = "X-Fragment"
     return response

@@ -72,6 +72,8 @@ def queries_for(client, url) -> tuple[int, object]:
         "fitzpatrick=3&fitzpatrick=4",
         "treatment=rf-microneedling&concern=acne-scars&sort=depth",
         "depth_min=0.5&depth_max=3&sessions_min=1&sessions_max=9&skin_type=normal&area=face",
+        # No case: the page offers the nearest matches, counted within the same queries.
+        "fitzpatrick=1&concern=pigmentation",
     ],
 )
 def test_list_and_api_run_at_most_three_queries(

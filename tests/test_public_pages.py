@@ -172,3 +172,46 @@ def test_the_first_row_loads_eagerly_the_first_card_first_and_the_rest_lazily(cl
     assert all('loading="eager"' in t for t in imgs[2:6])
     assert all('loading="lazy"' in t for t in imgs[6:])
     assert all(' width="' in t and ' height="' in t for t in imgs)
+
+
+def test_every_filter_option_shows_its_count_and_none_is_hidden(client):
+    make_case(fitzpatrick=4, concerns=("acne-scars",))
+    make_case(fitzpatrick=5, concerns=("texture-pores",))
+    html = client.get("/gallery/?concern=acne-scars").content.decode()
+    for value in ("fine-lines-wrinkles", "stretch-marks", "hands", "6", "sensitive"):
+        assert f'value="{value}" disabled>' in html, value  # no case: shown, disabled
+    assert 'value="acne-scars" checked>' in html
+    assert 'value="4">' in html
+    # A chosen option with no case can still be unticked.
+    html = client.get("/gallery/?concern=acne-scars&fitzpatrick=5").content.decode()
+    assert 'value="5" checked>' in html
+
+
+def test_the_count_agrees_with_its_number(client):
+    make_case(fitzpatrick=4)
+    make_case(fitzpatrick=5)
+    assert "case matches your choices." in client.get("/gallery/?fitzpatrick=4").content.decode()
+    both = client.get("/gallery/?fitzpatrick=4&fitzpatrick=5").content.decode()
+    assert "cases match your choices." in both
+
+
+def test_a_choice_with_no_case_offers_the_nearest_matches_with_their_counts(client):
+    make_case(fitzpatrick=4, concerns=("acne-scars",))
+    make_case(fitzpatrick=6, concerns=("acne-scars",))
+    make_case(fitzpatrick=5, concerns=("texture-pores",))
+    make_case(fitzpatrick=5, concerns=("texture-pores",))
+    html = client.get("/gallery/?fitzpatrick=5&concern=acne-scars").content.decode()
+    assert "No case yet for Type V with acne scars" in html
+    offered = [
+        ("?concern=acne-scars&amp;fitzpatrick=4", "Type IV with acne scars", 1),
+        ("?concern=acne-scars&amp;fitzpatrick=6", "Type VI with acne scars", 1),
+        ("?concern=texture-pores&amp;fitzpatrick=5", "Type V with texture and pores", 2),
+    ]
+    positions = []
+    for href, label, count in offered:
+        link = f'<a href="{href}" data-filter-link>{label} <span class="n">({count})</span></a>'
+        assert link in html
+        positions.append(html.index(link))
+        target = client.get("/gallery/" + href.replace("&amp;", "&")).content.decode()
+        assert target.count('<article class="card') == count
+    assert positions == sorted(positions)  # the neighbouring types first
