@@ -44,7 +44,8 @@
       if (dragging) move(e);
     });
     frame.addEventListener("pointerup", function (e) {
-      if (start && !dragging) move(e);
+      // A tap (a finger lifted where it landed) moves the divider there.
+      if (start && !dragging && Math.abs(e.clientX - start.clientX) + Math.abs(e.clientY - start.clientY) < 10) move(e);
       start = null;
     });
     frame.addEventListener("pointercancel", function () { start = null; });
