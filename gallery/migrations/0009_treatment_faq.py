@@ -42,7 +42,7 @@ FAQ = {
     ],
     "rf-microneedling": [
         {
-            "q": "How is it different from microneedling alone?",
+            "q": "How is radiofrequency microneedling different from microneedling alone?",
             "a": "The needles also deliver radiofrequency energy, which warms the deeper layers "
             "of the skin. That heat adds to the collagen building and can tighten and lift "
             "more than needling alone, which is why it is often chosen for deeper scars and "
