@@ -47,6 +47,7 @@ ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
+    "clinic.apps.ClinicConfig",  # the start-up checks of the clinic's settings
     "consent",
     "gallery",
     "django.contrib.admin",
@@ -296,6 +297,16 @@ GALLERY_WATERMARK_TEXT = os.environ.get("GALLERY_WATERMARK_TEXT", "")
 # aggregate over the listed cases, cached per generation and filter set).
 GALLERY_FACET_COUNTS = os.environ.get("GALLERY_FACET_COUNTS", "cube")
 
+# The clinic's look. The logo is an absolute URL, a path on this site, or a path among the
+# static files (gallery/logo.svg); without one the header shows the clinic's name. The
+# colours carry white text and are checked for contrast at start-up (clinic/checks.py).
+from clinic import branding  # noqa: E402
+
+CLINIC_LOGO_URL = os.environ.get("CLINIC_LOGO_URL", "")
+CLINIC_BRAND_COLOUR = os.environ.get("CLINIC_BRAND_COLOUR", branding.DEFAULT_BRAND)
+CLINIC_ACCENT_COLOUR = os.environ.get("CLINIC_ACCENT_COLOUR", branding.DEFAULT_ACCENT)
+CLINIC_BRAND_CSS = branding.brand_css(CLINIC_BRAND_COLOUR, CLINIC_ACCENT_COLOUR)
+
 # --- Security -------------------------------------------------------------------------
 # Safe by default: with debug off the site is HTTPS-only, behind a TLS proxy that sets
 # X-Forwarded-Proto. DJANGO_HTTPS=off is for plain-http loopback runs (tests, benchmarks).
@@ -343,11 +354,15 @@ _media_origin = sorted(
         if u
     }
 )
+# A logo on another host (the clinic's own website, a CDN) is allowed by its origin.
+_logo_origin = [_origin(CLINIC_LOGO_URL)] if "://" in CLINIC_LOGO_URL else []
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
-    "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:", "blob:", *_media_origin],
+    # The brand colours are one inline <style>, allowed by its hash (pages are cached whole,
+    # so a per-request nonce cannot be used).
+    "style-src": [CSP.SELF, branding.csp_hash(CLINIC_BRAND_CSS)],
+    "img-src": [CSP.SELF, "data:", "blob:", *_media_origin, *_logo_origin],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF],
     "object-src": [CSP.NONE],

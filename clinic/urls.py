@@ -17,3 +17,7 @@ urlpatterns = [
     path("consent/<str:token>/withdraw/", patient_link.patient_withdraw, name="patient-withdraw"),
     path("admin/", admin.site.urls),
 ]
+
+# Branded error pages (templates/404.html and 500.html).
+handler404 = "gallery.views.page_not_found"
+handler500 = "gallery.views.server_error"

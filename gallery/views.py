@@ -16,16 +16,20 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseServerError,
     JsonResponse,
 )
 from django.shortcuts import render
+from django.template import loader
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from gallery.cache import cached_public_page, current_generation, known_params
+from gallery.context_processors import brand_context
 from gallery.filter_panel import (
     active_chips,
     describe,
@@ -94,6 +98,33 @@ def _page_link(request: HttpRequest, number: int) -> str:
     return request.build_absolute_uri(f"{request.path}?{query}")
 
 
+# The clinic's own picture for a shared link when no case can be shown (static/gallery/).
+SHARE_IMAGE = {"path": "gallery/share.png", "width": 1200, "height": 630}
+
+
+def share_image(request: HttpRequest, cases) -> dict:
+    """What a link to the page shows when shared (og:image): the after photo of the first
+    case that is not blurred as sensitive, else the clinic's own picture."""
+    for case in cases:
+        pairs = case.public_pairs() if not case.sensitive else []
+        jpeg = pairs[0][1].public_sources().get("jpeg", []) if pairs else []
+        if jpeg:
+            largest = jpeg[-1]
+            return {
+                "url": request.build_absolute_uri(largest["url"]),
+                "width": largest["width"],
+                "height": largest["height"],
+                "alt": f"{pairs[0][1].default_alt()}: {case.treatment.name.lower()}, "
+                f"{case.weeks_after_last_session} weeks after the last session",
+            }
+    return {
+        "url": request.build_absolute_uri(static(SHARE_IMAGE["path"])),
+        "width": SHARE_IMAGE["width"],
+        "height": SHARE_IMAGE["height"],
+        "alt": f"{settings.CLINIC_NAME}: before and after photos, compared side by side",
+    }
+
+
 def _canonical(request: HttpRequest) -> str:
     params = request.GET.copy()
     for key in list(params):
@@ -131,6 +162,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 for slug, name in sorted(reference_data()["concerns"].items(), key=lambda kv: kv[1])
             ],
             "canonical": request.build_absolute_uri("/"),
+            "og_image": share_image(request, featured),
         },
     )
 
@@ -159,6 +191,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "values": {name: values[0] for name, values in chosen.items()},
         "canonical": _canonical(request),
         "filtered": bool(chips),
+        "og_image": share_image(request, cases),
     }
     template = "gallery/case_list.html"
     if request.headers.get("X-Fragment") == "layout":
@@ -219,23 +252,17 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     prefetch_related_objects(
         [case, *similar], Prefetch("photos", queryset=Photo.objects.exclude(public_key=""))
     )
-    pairs = case.public_pairs()
-    og_image = None
-    if pairs and not case.sensitive:
-        jpeg = pairs[0][1].public_sources().get("jpeg", [])
-        if jpeg:
-            og_image = {**jpeg[-1], "url": request.build_absolute_uri(jpeg[-1]["url"])}
     return render(
         request,
         "gallery/case_detail.html",
         {
             "case": case,
-            "pairs": pairs,
+            "pairs": case.public_pairs(),
             "similar": similar,
             "concerns": [reference_data()["concerns"].get(s, s) for s in case.concern_slugs()],
             "fitzpatrick_description": FITZPATRICK_INFO[case.fitzpatrick][0],
             "canonical": request.build_absolute_uri(case.get_absolute_url()),
-            "og_image": og_image,
+            "og_image": share_image(request, [case]),
         },
     )
 
@@ -248,6 +275,23 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such treatment.")
     listed = Case.objects.listed().filter(treatment=treatment)
     cases = list(page_of(listed, SORTS["newest"], 0, 12).for_display())
+    # FAQPage structured data only where the page shows its questions and answers.
+    faq_json = None
+    if treatment.faq:
+        faq_json = json_for_script(
+            {
+                "@context": "https://schema.org",
+                "@type": "FAQPage",
+                "mainEntity": [
+                    {
+                        "@type": "Question",
+                        "name": item["q"],
+                        "acceptedAnswer": {"@type": "Answer", "text": item["a"]},
+                    }
+                    for item in treatment.faq
+                ],
+            }
+        )
     return render(
         request,
         "gallery/treatment.html",
@@ -255,20 +299,8 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "treatment": treatment,
             "cases": cases,
             "canonical": request.build_absolute_uri(treatment.get_absolute_url()),
-            "faq_json": json_for_script(
-                {
-                    "@context": "https://schema.org",
-                    "@type": "FAQPage",
-                    "mainEntity": [
-                        {
-                            "@type": "Question",
-                            "name": item["q"],
-                            "acceptedAnswer": {"@type": "Answer", "text": item["a"]},
-                        }
-                        for item in treatment.faq
-                    ],
-                }
-            ),
+            "og_image": share_image(request, cases),
+            "faq_json": faq_json,
         },
     )
 
@@ -326,11 +358,28 @@ def embed(request: HttpRequest) -> HttpResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
     if number is None:
         raise Http404("No such page.")
+    # "All N cases" opens the list under the same filters.
+    query = urlencode([(k, v) for k, v in known_params(request) if k != "page"])
     return render(
         request,
         "gallery/embed.html",
-        {"cases": cases, "total": total, "full_url": request.build_absolute_uri("/gallery/")},
+        {
+            "cases": cases,
+            "total": total,
+            "full_url": request.build_absolute_uri("/gallery/") + (f"?{query}" if query else ""),
+        },
     )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The branded 404: a mistyped link, or a case that is no longer public."""
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The branded 500, rendered from settings alone: whatever broke may be the database
+    or a context processor, so neither is used."""
+    return HttpResponseServerError(loader.render_to_string("500.html", brand_context()))
 
 
 @require_GET

@@ -157,6 +157,7 @@ def reference_data(transactional_db):
         "gallery.migrations.0003_roles",
     ):
         importlib.import_module(module).create(apps, None)
+    importlib.import_module("gallery.migrations.0009_treatment_faq").distinct_faq(apps, None)
 
 
 def now():

@@ -58,14 +58,14 @@ def test_the_slider_moves_by_keyboard_and_by_drag(live_server, new_page, cases):
     page = new_page(PHONE)
     page.goto(f"{live_server.url}{cases[0].get_absolute_url()}")
     slider = page.get_by_role("slider")
-    assert slider.get_attribute("aria-valuetext") == "50 percent after"
+    assert slider.get_attribute("aria-valuetext") == "50 percent before, 50 percent after"
     slider.focus()
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     assert slider.input_value() == "52"
-    assert slider.get_attribute("aria-valuetext") == "52 percent after"
+    assert slider.get_attribute("aria-valuetext") == "52 percent before, 48 percent after"
     page.keyboard.press("End")
-    assert slider.get_attribute("aria-valuetext") == "100 percent after"
+    assert slider.get_attribute("aria-valuetext") == "100 percent before, 0 percent after"
     page.keyboard.press("Home")
     assert slider.input_value() == "0"
     # Drag across the photo: the divider follows the finger.

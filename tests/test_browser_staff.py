@@ -79,7 +79,7 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
     slider = page.get_by_role("slider").first
     slider.focus()
     page.keyboard.press("ArrowLeft")
-    assert slider.get_attribute("aria-valuetext") == "49 percent after"
+    assert slider.get_attribute("aria-valuetext") == "49 percent before, 51 percent after"
     assert page.locator(".compare-frame img").count() == 2
     page.click("text=Submit for review")
     assert page.get_by_text("Sent for review.").is_visible()

@@ -82,10 +82,14 @@ def test_case_page_has_canonical_open_graph_and_a_description(client):
     assert f'<meta name="description" content="{case.disclosure()}">' in html
 
 
-def test_sensitive_cases_are_blurred_and_have_no_open_graph_image(client):
+def test_sensitive_cases_are_blurred_and_never_shared_as_an_image(client):
     case = make_public_case(sensitive=True)
     html = client.get(case.get_absolute_url()).content.decode()
-    assert "og:image" not in html.split("</head>")[0]
+    from django.core.files.storage import storages
+
+    head = html.split("</head>")[0]
+    assert storages["public"].url("r/") not in head  # the clinic's own picture instead
+    assert "gallery/share" in head
     assert 'class="comparison sensitive"' in html and "Show the photos" in html
     assert '<article class="card sensitive">' in client.get("/gallery/").content.decode()
 
