@@ -119,7 +119,7 @@ def test_nonsense_parameters_are_ignored_by_the_list_page(client, query):
     make_case()
     response = client.get(f"/gallery/?{query}")
     assert response.status_code == 200
-    assert "1 case" in response.content.decode()
+    assert "<strong>1</strong> case" in response.content.decode()
 
 
 @pytest.mark.parametrize(
