@@ -3,6 +3,8 @@
 from decimal import Decimal
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.lookups import GreaterThan
 
@@ -32,6 +34,51 @@ def concern_q(slugs) -> Q:
 
 def treatment_q(slugs) -> Q:
     return Q(treatment_id__in=[reference_data()["treatment_ids"].get(s, 0) for s in slugs])
+
+
+# The limits the filters enforce. The OpenAPI document (``gallery/openapi.py``) is built
+# from the filters' own form fields, so it states exactly these.
+DEPTH_MM = (Decimal("0"), Decimal("10"))
+SESSIONS = (0, 1000)
+MAX_PAGE = 10_000  # 240,000 cases at 24 a page: beyond any clinic's gallery
+
+
+class _OneMessage:
+    """Any invalid value gets one message, saying what is valid: Django's checks alone say
+    "Enter a number." for NaN and give two messages for 1e400, one of them another limit."""
+
+    kind = "number"
+
+    def clean(self, value):
+        try:
+            return super().clean(value)
+        except ValidationError:
+            raise ValidationError(
+                f"Enter a {self.kind} from {self.min_value} to {self.max_value}.", code="invalid"
+            ) from None
+
+
+class BoundedDecimalField(_OneMessage, forms.DecimalField):
+    kind = "number"
+
+
+class BoundedIntegerField(_OneMessage, forms.IntegerField):
+    kind = "whole number"
+
+
+class DecimalRangeFilter(django_filters.NumberFilter):
+    field_class = BoundedDecimalField
+
+    def get_max_validator(self):
+        return None  # the field's own max_value is the limit
+
+
+class IntegerRangeFilter(DecimalRangeFilter):
+    field_class = BoundedIntegerField
+
+
+def page_field() -> BoundedIntegerField:
+    return BoundedIntegerField(min_value=1, max_value=MAX_PAGE, required=False)
 
 
 FACET_DIMS = ("treatment", "concern", "area", "fitzpatrick", "skin_type")
@@ -95,29 +142,33 @@ class CaseFilter(django_filters.FilterSet):
     skin_type = django_filters.MultipleChoiceFilter(
         distinct=False, choices=Case.SkinType.choices, label="Skin type"
     )
-    depth_min = django_filters.NumberFilter(
+    depth_min = DecimalRangeFilter(
         field_name="needle_depth_mm",
         lookup_expr="gte",
-        min_value=Decimal("0"),
-        max_value=Decimal("10"),
+        min_value=DEPTH_MM[0],
+        max_value=DEPTH_MM[1],
         label="Needle depth from (mm)",
     )
-    depth_max = django_filters.NumberFilter(
+    depth_max = DecimalRangeFilter(
         field_name="needle_depth_mm",
         lookup_expr="lte",
-        min_value=Decimal("0"),
-        max_value=Decimal("10"),
+        min_value=DEPTH_MM[0],
+        max_value=DEPTH_MM[1],
         label="to (mm)",
     )
-    sessions_min = django_filters.NumberFilter(
+    sessions_min = IntegerRangeFilter(
         field_name="session_count",
         lookup_expr="gte",
-        min_value=0,
-        max_value=1000,
+        min_value=SESSIONS[0],
+        max_value=SESSIONS[1],
         label="Sessions from",
     )
-    sessions_max = django_filters.NumberFilter(
-        field_name="session_count", lookup_expr="lte", min_value=0, max_value=1000, label="to"
+    sessions_max = IntegerRangeFilter(
+        field_name="session_count",
+        lookup_expr="lte",
+        min_value=SESSIONS[0],
+        max_value=SESSIONS[1],
+        label="to",
     )
     sort = django_filters.ChoiceFilter(
         choices=[("newest", "Newest"), ("sessions", "Most sessions"), ("depth", "Deepest")],

@@ -1,9 +1,15 @@
-"""The OpenAPI description of the public API, written out by hand: the API is five
-fields of query and one response shape, and a schema generator would need a REST
-framework the project does not otherwise use."""
+"""The OpenAPI description of the public API. The response shapes are written out by
+hand; the query parameters are read from the form fields that validate them
+(``CaseFilter`` and ``page_field()`` in ``gallery/filters.py``), so the document states
+exactly what the API enforces: the treatments and concerns in the database at the time
+of the request, the choices of the model, every limit, integers as integers."""
 
-from gallery.filters import SORTS
-from gallery.models import FITZPATRICK_CHOICES, Case
+from decimal import Decimal
+
+from django import forms
+
+from gallery.filters import CaseFilter, page_field
+from gallery.models import Case
 
 _array_of = lambda schema: {"type": "array", "items": schema}  # noqa: E731
 
@@ -15,7 +21,9 @@ def _param(name: str, schema: dict, description: str, repeat: bool = False) -> d
         "required": False,
         "description": description,
         "schema": _array_of(schema) if repeat else schema,
-        **({"style": "form", "explode": True} if repeat else {}),
+        # A repeatable parameter's values are each checked (``concern=`` is refused); any
+        # other's empty value counts as not given, as an HTML form sends an empty field.
+        **({"style": "form", "explode": True} if repeat else {"allowEmptyValue": True}),
     }
 
 
@@ -97,29 +105,69 @@ FACETS = {
 
 ERROR = {
     "type": "object",
-    "properties": {"error": {"type": "string"}, "fields": {"type": "object"}},
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "fields": {
+            "type": "object",
+            "description": "for each invalid parameter, the one message that says why",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
 }
 
 
-def openapi_document(server_url: str) -> dict:
-    filters = [
-        _param("treatment", {"type": "string"}, "treatment slug", repeat=True),
-        _param("concern", {"type": "string"}, "concern slug", repeat=True),
-        _param("area", {"type": "string", "enum": list(Case.BodyArea.values)}, "body area", True),
+DESCRIPTIONS = {
+    "treatment": "treatment slug",
+    "concern": "concern slug",
+    "area": "body area",
+    "fitzpatrick": "Fitzpatrick skin type",
+    "skin_type": "skin type",
+    "depth_min": "deepest needle setting from (mm)",
+    "depth_max": "deepest needle setting to (mm)",
+    "sessions_min": "number of sessions from",
+    "sessions_max": "number of sessions to",
+    "sort": "order (default newest)",
+    "page": "page number (a page past the last one is a 404)",
+}
+
+
+def _json_number(value: Decimal | int) -> int | float:
+    return int(value) if value == int(value) else float(value)
+
+
+def field_schema(field: forms.Field) -> dict:
+    """The JSON schema of the values a form field accepts."""
+    if isinstance(field, forms.ChoiceField):
+        values = [value for value, _ in field.choices if value != ""]
+        kind = "integer" if all(isinstance(v, int) for v in values) else "string"
+        return {"type": kind, "enum": values}
+    if isinstance(field, forms.IntegerField):  # DecimalField is one too
+        kind = "number" if isinstance(field, forms.DecimalField) else "integer"
+        schema = {"type": kind}
+        if field.min_value is not None:
+            schema["minimum"] = _json_number(field.min_value)
+        if field.max_value is not None:
+            schema["maximum"] = _json_number(field.max_value)
+        return schema
+    raise TypeError(f"no schema for {type(field).__name__}")
+
+
+def query_parameters() -> list[dict]:
+    fields = {**CaseFilter(queryset=Case.objects.none()).form.fields, "page": page_field()}
+    return [
         _param(
-            "fitzpatrick",
-            {"type": "integer", "enum": [n for n, _ in FITZPATRICK_CHOICES]},
-            "Fitzpatrick skin type",
-            repeat=True,
-        ),
-        _param("skin_type", {"type": "string", "enum": list(Case.SkinType.values)}, "", True),
-        _param("depth_min", {"type": "number", "minimum": 0}, "deepest needle setting from (mm)"),
-        _param("depth_max", {"type": "number", "minimum": 0}, "deepest needle setting to (mm)"),
-        _param("sessions_min", {"type": "integer", "minimum": 0}, "sessions from"),
-        _param("sessions_max", {"type": "integer", "minimum": 0}, "sessions to"),
-        _param("sort", {"type": "string", "enum": list(SORTS)}, "order (default newest)"),
-        _param("page", {"type": "integer", "minimum": 1}, "page number"),
+            name,
+            field_schema(field),
+            DESCRIPTIONS[name],
+            repeat=isinstance(field, forms.MultipleChoiceField),
+        )
+        for name, field in fields.items()
     ]
+
+
+def openapi_document(server_url: str, per_page: int) -> dict:
+    filters = query_parameters()
     json_of = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
     return {
         "openapi": "3.1.0",
@@ -143,18 +191,22 @@ def openapi_document(server_url: str) -> dict:
                                     "type": "object",
                                     "required": ["count", "page", "pages", "facets", "results"],
                                     "properties": {
-                                        "count": {"type": "integer"},
-                                        "page": {"type": "integer"},
-                                        "pages": {"type": "integer"},
+                                        "count": {"type": "integer", "minimum": 0},
+                                        "page": {"type": "integer", "minimum": 1},
+                                        "pages": {"type": "integer", "minimum": 1},
                                         "next": {"type": ["string", "null"]},
                                         "previous": {"type": ["string", "null"]},
                                         "facets": FACETS,
-                                        "results": _array_of(CASE),
+                                        "results": {**_array_of(CASE), "maxItems": per_page},
                                     },
                                 }
                             ),
                         },
-                        "400": {"description": "invalid parameters", "content": json_of(ERROR)},
+                        "400": {
+                            "description": "invalid parameters: one message for each",
+                            "content": json_of(ERROR),
+                        },
+                        "404": {"description": "a page past the last", "content": json_of(ERROR)},
                     },
                 }
             },

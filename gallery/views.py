@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.sitemaps import views as sitemap_views
+from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.db import connection
 from django.db.models import Case as Case_
@@ -26,6 +27,7 @@ from django.templatetags.static import static
 from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from gallery.cache import cached_public_page, current_generation, known_params
@@ -37,7 +39,7 @@ from gallery.filter_panel import (
     nearest_matches,
     page_links,
 )
-from gallery.filters import SORTS, CaseFilter
+from gallery.filters import SORTS, CaseFilter, page_field
 from gallery.listing import checked, page_of
 from gallery.models import (
     FITZPATRICK_CHOICES,
@@ -66,14 +68,13 @@ def json_for_script(value) -> str:
 
 
 def _page_number(raw: str | None, pages: int) -> int | None:
-    """A valid page number, or None for nonsense (the caller answers 404 or 400)."""
-    if raw in (None, ""):
-        return 1
+    """A valid page number, or None for nonsense or a page past the last (the caller
+    answers 404, or 400 and 404 for the API)."""
     try:
-        number = int(raw)
-    except ValueError:
+        number = page_field().clean(raw) or 1
+    except ValidationError:
         return None
-    return number if 1 <= number <= max(pages, 1) else None
+    return number if number <= max(pages, 1) else None
 
 
 def _gallery_page(request: HttpRequest):
@@ -305,21 +306,28 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+def _api_error(message: str, status: int, fields: dict | None = None) -> JsonResponse:
+    body = {"error": message, **({"fields": fields} if fields else {})}
+    return JsonResponse(body, status=status)
+
+
+# The API views only read: exempt from CSRF so that any other method (QUERY is not one
+# Django's CSRF check counts as safe) is answered 405 by require_GET, not 403.
+@csrf_exempt
 @require_GET
 @cached_public_page
 def api_case_list(request: HttpRequest) -> JsonResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
-    errors = dict(filterset.errors) if request.GET else {}
-    if number is None:
-        errors["page"] = [f"Page must be a whole number from 1 to {pages}."]
+    errors = {name: list(messages) for name, messages in filterset.errors.items()}
+    try:
+        page_field().clean(request.GET.get("page"))
+    except ValidationError as error:
+        errors["page"] = error.messages
     if errors:
-        return JsonResponse(
-            {
-                "error": "Invalid filter parameters.",
-                "fields": {k: list(v) for k, v in errors.items()},
-            },
-            status=400,
-        )
+        names = ", ".join(errors)
+        return _api_error(f"Invalid parameter{'s' * (len(errors) > 1)}: {names}.", 400, errors)
+    if number is None:
+        return _api_error(f"No such page: the last page is {pages}.", 404)
     return JsonResponse(
         {
             "count": total,
@@ -333,19 +341,22 @@ def api_case_list(request: HttpRequest) -> JsonResponse:
     )
 
 
+@csrf_exempt
 @require_GET
 @cached_public_page
 def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
     case = Case.objects.public().for_display().filter(public_id=public_id).first()
     if case is None:
-        return JsonResponse({"error": "No public case with this id."}, status=404)
+        return _api_error("No public case with this id.", 404)
     return JsonResponse(case_json(case, request))
 
 
+@csrf_exempt
 @require_GET
 @cached_public_page
 def api_openapi(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(openapi_document(request.build_absolute_uri("/").rstrip("/")))
+    server_url = request.build_absolute_uri("/").rstrip("/")
+    return JsonResponse(openapi_document(server_url, per_page=PER_PAGE))
 
 
 @require_GET

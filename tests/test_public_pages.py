@@ -95,7 +95,6 @@ def test_filters_narrow_the_list_and_facets_count_under_other_filters(client):
         "sort=random",
         "page=0",
         "page=abc",
-        "page=99",
         "concern=%00",
     ],
 )
@@ -106,6 +105,13 @@ def test_nonsense_parameters_are_a_clear_400_for_the_api(client, query):
     assert response.json()["error"]
 
 
+def test_a_page_past_the_last_is_a_404_for_the_api(client):
+    make_case()
+    response = client.get("/api/cases/?page=99")
+    assert response.status_code == 404
+    assert response.json() == {"error": "No such page: the last page is 1."}
+
+
 @pytest.mark.parametrize(
     "query", ["fitzpatrick=9", "depth_min=deep", "sort=random", "treatment=laser", "x=1"]
 )
@@ -113,7 +119,7 @@ def test_nonsense_parameters_are_ignored_by_the_list_page(client, query):
     make_case()
     response = client.get(f"/gallery/?{query}")
     assert response.status_code == 200
-    assert "1 case" in response.content.decode()
+    assert "<strong>1</strong> case" in response.content.decode()
 
 
 @pytest.mark.parametrize(
