@@ -293,9 +293,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CLINIC_NAME = os.environ.get("CLINIC_NAME", "Demo Skin Clinic")
 CLINIC_BOOKING_URL = os.environ.get("CLINIC_BOOKING_URL", "https://example.com/book")
 GALLERY_WATERMARK_TEXT = os.environ.get("GALLERY_WATERMARK_TEXT", "")
-# How the list's facet counts are taken: "cube" (gallery/listing.py) or "listing" (one
-# aggregate over the listed cases, cached per generation and filter set).
-GALLERY_FACET_COUNTS = os.environ.get("GALLERY_FACET_COUNTS", "cube")
 
 # The clinic's look. The logo is an absolute URL, a path on this site, or a path among the
 # static files (gallery/logo.svg); without one the header shows the clinic's name. The

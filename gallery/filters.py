@@ -5,10 +5,9 @@ from decimal import Decimal
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
-from django.db.models.lookups import GreaterThan
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from gallery.models import FITZPATRICK_CHOICES, Case, FacetCell, FacetCube, reference_data
+from gallery.models import FITZPATRICK_CHOICES, Case, reference_data
 
 SORTS = {
     "newest": ("-published_at", "-pk"),
@@ -101,25 +100,6 @@ def case_q(dim: str, values) -> Q:
         return concern_q(values)
     if dim == "treatment":
         return treatment_q(values)
-    field = {"area": "body_area"}.get(dim, dim)
-    return Q(**{f"{field}__in": list(values)})
-
-
-def cell_q(dim: str, values) -> Q:
-    """The same condition on the facet cube's cells."""
-    if dim == "concern":
-        from gallery.listing import BITS, concern_bits
-
-        ids = reference_data()["concern_ids"]
-        if all(ids.get(slug, BITS) < BITS for slug in values):
-            mask = concern_bits(values, ids)
-            return Q(GreaterThan(F("concern_bits").bitand(mask), 0))
-        q = Q()
-        for slug in values:
-            q |= Q(concerns__contains=f",{slug},")
-        return q
-    if dim == "fitzpatrick":
-        values = [int(v) for v in values]
     field = {"area": "body_area"}.get(dim, dim)
     return Q(**{f"{field}__in": list(values)})
 
@@ -245,16 +225,6 @@ class CaseFilter(django_filters.FilterSet):
             facets[dim][value] = row[alias] or 0
         return row["total"] or 0, facets, row
 
-    @staticmethod
-    def _summary(generation: str) -> dict | None:
-        from gallery.listing import ensure_cube
-
-        found = FacetCube.objects.filter(generation=generation).values_list("summary", flat=True)
-        summary = found.first()
-        if summary is None and ensure_cube(generation):
-            summary = found.first()
-        return summary
-
     def live_facets(self) -> tuple[int, dict[str, dict[str, int]]]:
         """Counted from the rule itself: every public case is checked."""
         total, facets, _ = self._count(
@@ -262,21 +232,22 @@ class CaseFilter(django_filters.FilterSet):
         )
         return total, facets
 
-    def listing_facets(self, generation: str) -> tuple[int, dict[str, dict[str, int]]]:
-        """Counted in one aggregate over the listed cases (the listing's partial index),
-        kept in the cache per generation and filter set. The alternative to the cube,
-        measured against it by ``bench/scale.py --facets listing``."""
+    def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
+        """Total and facet counts. With a publication generation: one aggregate over the
+        listed cases (their partial index, ``gallery/listing.py``), kept in the cache for
+        that generation and filter set, so a page costs no count query until the next
+        change to what is public. Without one: live from the rule."""
+        if generation is None:
+            return self.live_facets()
         from django.core.cache import cache
 
         data = self._data()
-        key = "gallery:facets:{}:{}".format(
-            generation,
-            "&".join(
-                f"{name}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
-                for name, v in sorted(data.items())
-                if v not in (None, "", []) and name != "sort"
-            ),
+        chosen = "&".join(
+            f"{name}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+            for name, v in sorted(data.items())
+            if v not in (None, "", []) and name != "sort"
         )
+        key = f"gallery:facets:{generation}:{chosen}"
         found = cache.get(key)
         if found is None:
             total, facets, _ = self._count(
@@ -285,30 +256,3 @@ class CaseFilter(django_filters.FilterSet):
             found = (total, facets)
             cache.set(key, found, 3600)
         return found
-
-    def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
-        """Total and facet counts: from the generation's cube (``gallery/listing.py``)
-        when every active filter is in it, else live from the rule."""
-        from django.conf import settings
-
-        from gallery.listing import ensure_cube, summary_facets
-
-        if generation is not None and settings.GALLERY_FACET_COUNTS == "listing":
-            return self.listing_facets(generation)
-        if generation is None or any(self._data().get(n) not in (None, "") for n in RANGE_FILTERS):
-            return self.live_facets()
-        data = self._data()
-        active = {dim: list(data[dim]) for dim in FACET_DIMS if data.get(dim)}
-        if len(active) == 0 or (len(active) == 1 and len(active.get("concern", [0])) == 1):
-            # No filter or one: the cube's summary has the counts (one small row).
-            summary = self._summary(generation)
-            if summary and "total" in summary:  # (a cube from before summaries: use cells)
-                return summary_facets(summary, active, facet_options())
-        cells = FacetCell.objects.filter(cube__generation=generation)
-        measure = lambda q: Sum("cases", filter=q)  # noqa: E731
-        total, facets, row = self._count(cells, measure, cell_q, Q(), cells=Count("pk"))
-        if row["cells"] == 0:  # no cube for this generation yet (or an empty gallery)
-            if not ensure_cube(generation):
-                return self.live_facets()
-            total, facets, row = self._count(cells, measure, cell_q, Q(), cells=Count("pk"))
-        return total, facets

@@ -1,9 +1,9 @@
-"""The gallery list at any size: a listing and facet counts derived from the rule.
+"""The gallery list at any size: a listing derived from the rule.
 
 ``Case.objects.public()`` is the publication rule and stays the only one. Evaluated for
 every case on every request, though, it makes the list's cost grow with the gallery:
 counting and faceting 100,000 public cases checked every case's consent and photos.
-Two derived structures keep the list's cost flat; neither is trusted on its own.
+The listing keeps the list's cost flat; it is never trusted on its own.
 
 The listing — ``Case.listed_until``
     ``sync_listing`` sets it, for the cases the rule admits, to their consent's expiry,
@@ -14,37 +14,21 @@ The listing — ``Case.listed_until``
     query then applies ``public()`` to those rows, so a stale listing can leave a case
     out of the list for a while, but it can never show one the rule refuses.
 
-The facet cube — ``FacetCube`` / ``FacetCell``
-    For each publication generation (``gallery/cache.py``: any change to what is public
-    starts a new one, and so does the next consent expiry), the number of public cases
-    per combination of treatment, body area, Fitzpatrick type, skin type and concern
-    set, counted once from ``public()`` by the first request that needs it, with a summary
-    per value and per pair of values. With no filter or one, totals and facet counts come
-    from the summary (one row); with more, from adding up cells (about 11,000 at 100,000
-    cases) instead of checking cases. Within a generation what is public does not change,
-    so the counts are exact. The depth and session range filters are not in the cube
-    (they would multiply its cells); with one of them set, the counts are taken from
-    ``public()`` directly.
-
-Why by hand: PostgreSQL's materialized views are refreshed whole and outside the
-request's notion of a publication generation, and do not exist on SQLite; no Django
-package keeps a count cube consistent with a rule written as a queryset.
+The facet counts
+    ``CaseFilter.facets`` counts the listed cases in one aggregate that the listing's partial
+    index serves, and keeps the result in the cache for the publication generation and the
+    filter set (``gallery/cache.py``: any change to what is public starts a new generation,
+    and so does the next consent expiry). A stale listing can make a count too high until
+    ``sync_publication`` corrects it; it can never put a case on a page.
 """
 
 import logging
-from collections import Counter
-from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import BooleanField, Count, F, Func, OuterRef, Subquery
-from django.utils import timezone
+from django.db.models import BooleanField, F, Func, OuterRef, Subquery
 
-from gallery.models import Case, FacetCell, FacetCube, reference_data
+from gallery.models import Case
 
 log = logging.getLogger(__name__)
-
-# Cubes of earlier generations are kept this long for requests still reading them.
-OLD_CUBE_GRACE = timedelta(minutes=5)
 
 
 def sync_listing(case_ids=None) -> int:
@@ -110,131 +94,3 @@ def page_of(listed, order: tuple[str, ...], start: int, size: int):
     """One page of the list: its rows picked in index order from the listing, then
     checked against the rule itself."""
     return checked(listed.order_by(*order).values("pk")[start : start + size]).order_by(*order)
-
-
-BITS = 62  # concern ids below this have a bit in FacetCell.concern_bits
-
-
-def concern_bits(slugs, concern_ids: dict[str, int]) -> int:
-    return sum(1 << concern_ids[s] for s in set(slugs) if concern_ids.get(s, BITS) < BITS)
-
-
-def _cell_values(key) -> dict[str, list[str]]:
-    treatment, area, fitzpatrick, skin_type, concerns = key
-    return {
-        "treatment": [treatment],
-        "area": [area],
-        "fitzpatrick": [str(fitzpatrick)],
-        "skin_type": [skin_type],
-        "concern": list(concerns),
-    }
-
-
-def summarise(counts: Counter) -> dict:
-    """Counts per facet value and per pair of values of two facets, from the cells."""
-    by: dict = {}
-    pairs: dict = {}
-    for key, n in counts.items():
-        values = _cell_values(key)
-        for dim, options in values.items():
-            for value in options:
-                by.setdefault(dim, {}).setdefault(value, 0)
-                by[dim][value] += n
-                row = pairs.setdefault(f"{dim}={value}", {})
-                for other, other_options in values.items():
-                    if other != dim:
-                        for other_value in other_options:
-                            row.setdefault(other, {}).setdefault(other_value, 0)
-                            row[other][other_value] += n
-    return {"total": sum(counts.values()), "by": by, "pairs": pairs}
-
-
-def summary_facets(summary: dict, active: dict[str, list[str]], options: dict) -> tuple:
-    """Total and facet counts from a cube's summary, for no active filter or one (a
-    single concern: a case with two concerns would be counted twice under "either")."""
-    by = summary.get("by", {})
-    if not active:
-        facets = {dim: {v: by.get(dim, {}).get(v, 0) for v in vs} for dim, vs in options.items()}
-        return summary.get("total", 0), facets
-    ((dim, chosen),) = active.items()
-    total = sum(by.get(dim, {}).get(v, 0) for v in chosen)
-    facets = {}
-    for other, values in options.items():
-        if other == dim:
-            facets[other] = {v: by.get(dim, {}).get(v, 0) for v in values}
-            continue
-        rows = [summary["pairs"].get(f"{dim}={v}", {}).get(other, {}) for v in chosen]
-        facets[other] = {v: sum(row.get(v, 0) for row in rows) for v in values}
-    return total, facets
-
-
-def build_cube(generation: str) -> FacetCube:
-    """Count the public cases per combination of faceted facts, for this generation.
-
-    The header row is written first: on PostgreSQL a second request building the same
-    generation waits on its unique key, then finds the first one's cube.
-    """
-    try:
-        with transaction.atomic():
-            cube = FacetCube.objects.create(generation=generation)
-            rows = (
-                Case.objects.public()
-                .with_concern_slugs()
-                .values(
-                    "treatment__slug", "body_area", "fitzpatrick", "skin_type", "concern_slug_list"
-                )
-                .annotate(n=Count("pk"))
-                .order_by()
-            )
-            counts: Counter = Counter()
-            for row in rows:
-                # The aggregate's order is not fixed on every database: sort here.
-                concerns = tuple(sorted(filter(None, (row["concern_slug_list"] or "").split(","))))
-                key = (
-                    row["treatment__slug"],
-                    row["body_area"],
-                    row["fitzpatrick"],
-                    row["skin_type"],
-                    concerns,
-                )
-                counts[key] += row["n"]
-            concern_ids = reference_data()["concern_ids"]
-            FacetCell.objects.bulk_create(
-                (
-                    FacetCell(
-                        cube=cube,
-                        treatment=t,
-                        body_area=a,
-                        fitzpatrick=f,
-                        skin_type=s,
-                        concerns="," + ",".join(c) + ",",
-                        concern_bits=concern_bits(c, concern_ids),
-                        cases=n,
-                    )
-                    for (t, a, f, s, c), n in counts.items()
-                ),
-                batch_size=2000,
-            )
-            cube.cases = sum(counts.values())
-            cube.summary = summarise(counts)
-            cube.save(update_fields=["cases", "summary"])
-    except IntegrityError:
-        return FacetCube.objects.get(generation=generation)
-    FacetCube.objects.exclude(pk=cube.pk).filter(
-        built_at__lt=timezone.now() - OLD_CUBE_GRACE
-    ).delete()
-    return cube
-
-
-def ensure_cube(generation: str) -> bool:
-    """Make sure this generation's cube exists. False when it could not be built (the
-    caller counts from the rule instead)."""
-    if FacetCube.objects.filter(generation=generation).exists():
-        return True
-    try:
-        build_cube(generation)
-    except DatabaseError:
-        # SQLite busy with a writer, a lost connection: counting live is slower, not wrong.
-        log.warning("Could not build the facet cube for %s", generation, exc_info=True)
-        return False
-    return True

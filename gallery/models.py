@@ -529,39 +529,6 @@ class Photo(models.Model):
         return sources
 
 
-class FacetCube(models.Model):
-    """Facet counts of one publication generation (``gallery/listing.py``)."""
-
-    generation = models.CharField(max_length=64, unique=True)
-    built_at = models.DateTimeField(default=timezone.now)
-    cases = models.PositiveIntegerField(default=0)
-    # Counts per facet value ("by") and per pair of values of two facets ("pairs"): enough
-    # for the list with no filter or one (the common requests) without reading the cells.
-    summary = models.JSONField(default=dict)
-
-    def __str__(self) -> str:
-        return f"{self.generation}: {self.cases} cases"
-
-
-class FacetCell(models.Model):
-    """How many public cases share one combination of the faceted facts."""
-
-    cube = models.ForeignKey(FacetCube, on_delete=models.CASCADE, related_name="cells")
-    treatment = models.SlugField()
-    body_area = models.CharField(max_length=20)
-    fitzpatrick = models.PositiveSmallIntegerField()
-    skin_type = models.CharField(max_length=20)
-    # The case's concern slugs, sorted, between commas: ",acne-scars,pigmentation,".
-    concerns = models.CharField(max_length=500)
-    # The same concerns as bits (bit n for the concern with id n, ids below 62): a filter
-    # on concerns is one AND per cell instead of a LIKE (gallery/filters.py).
-    concern_bits = models.BigIntegerField(default=0)
-    cases = models.PositiveIntegerField()
-
-    def __str__(self) -> str:
-        return f"{self.cube_id}: {self.cases}"
-
-
 def public_name(public_key: str, rendition: dict) -> str:
     ext = {"jpeg": "jpg"}.get(rendition["format"], rendition["format"])
     return f"r/{public_key}/{rendition['width']}.{ext}"
