@@ -82,11 +82,18 @@ def reference_data_changed(sender, **kwargs) -> None:
 
 
 def relist(sender, using="default", **kwargs) -> None:
-    """After migrations: bring the listing in step with the rule (``gallery/listing.py``)."""
+    """After migrations: bring the listing in step with the rule (``gallery/listing.py``),
+    and forget what the shared cache holds about the database. The cache can outlive the
+    database (a file cache beside a deleted db.sqlite3, a restore): treatment and concern
+    ids cached from another database would make every filter and count wrong."""
+    from django.core.cache import cache
+
     from gallery.cache import new_generation
     from gallery.listing import sync_listing
+    from gallery.models import REFERENCE_CACHE_KEY
 
-    if sync_listing():
-        # No cache table or server during a migration: then nothing is cached either.
-        with contextlib.suppress(Exception):
-            new_generation()
+    sync_listing()
+    # No cache table or server during a migration: then nothing is cached either.
+    with contextlib.suppress(Exception):
+        cache.delete(REFERENCE_CACHE_KEY)
+        new_generation()
