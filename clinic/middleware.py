@@ -6,6 +6,7 @@ whole site, and the camera must be allowed on the staff upload page only."""
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.middleware.gzip import GZipMiddleware
 
 DENY_ALL = (
     "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), "
@@ -52,3 +53,18 @@ class PrivatePagesNotStoredMiddleware:
         if request.path_info.startswith(PRIVATE_PREFIXES):
             response["Cache-Control"] = "no-store, private"
         return response
+
+
+# Already compressed: gzip only makes these bigger and costs time.
+COMPRESSED_TYPES = ("image/avif", "image/webp", "image/jpeg", "image/png", "image/gif")
+
+
+class GZipTextMiddleware(GZipMiddleware):
+    """Django's GZipMiddleware, leaving alone responses whose format is already compressed
+    (the photo renditions). HTML, JSON, XML and plain text are compressed as before."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        content_type = response.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type in COMPRESSED_TYPES:
+            return response
+        return super().process_response(request, response)

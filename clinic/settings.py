@@ -72,8 +72,9 @@ MIDDLEWARE = [
     "clinic.middleware.PrivatePagesNotStoredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Compresses HTML and JSON (a 70 kB list page is 6 kB gzipped). Django pads the
-    # output randomly against BREACH; public pages carry no secret anyway.
-    "django.middleware.gzip.GZipMiddleware",
+    # output randomly against BREACH; public pages carry no secret anyway. Photos (JPEG,
+    # WebP, AVIF, PNG) are already compressed and pass through untouched.
+    "clinic.middleware.GZipTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -21,9 +21,15 @@ from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.cache import get_conditional_response
 
 GENERATION_KEY = "gallery:public-generation"
 PAGE_TTL = 600
+# How long a browser or a shared cache may keep a public page without asking again. Short:
+# a withdrawn case must leave every copy soon, and asking again is cheap (the ETag below
+# answers 304 from the page cache without rendering).
+BROWSER_TTL = 60
+PUBLIC_CACHE_CONTROL = f"public, max-age={BROWSER_TTL}"
 
 
 def _next_expiry() -> datetime | None:
@@ -71,17 +77,22 @@ def known_params(request: HttpRequest, reads: Iterable[str] = ()) -> list[tuple[
 
 
 def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = ()) -> Callable:
-    """Cache anonymous GET responses of a public view under the current generation.
+    """Cache anonymous GET and HEAD responses of a public view under the current generation.
 
     ``@cached_public_page``, or ``@cached_public_page(reads=["p"])`` for a view that also
-    reads query parameters of its own (the sitemap's file number)."""
+    reads query parameters of its own (the sitemap's file number).
+
+    A stored page carries an ETag made of the generation and the request's cache key, so
+    it changes whenever what is public changes; a request whose If-None-Match holds it is
+    answered 304 from the cache, without rendering. HEAD is answered from the same entry
+    (the server drops the body); only a GET's response is ever stored."""
     if view is None:
         return lambda view: cached_public_page(view, reads=reads)
     reads = tuple(reads)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.method != "GET" or request.user.is_authenticated:
+        if request.method not in ("GET", "HEAD") or request.user.is_authenticated:
             return view(request, *args, **kwargs)
         raw = "|".join(
             [
@@ -92,7 +103,10 @@ def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = (
                 request.headers.get("X-Fragment", ""),
             ]
         )
-        key = f"gallery:page:{current_generation()}:{hashlib.sha256(raw.encode()).hexdigest()}"
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        generation = current_generation()
+        key = f"gallery:page:{generation}:{digest}"
+        etag = '"' + hashlib.sha256(f"{generation}:{digest}".encode()).hexdigest()[:32] + '"'
         stored = cache.get(key)
         if stored is not None:
             status, headers, content = stored
@@ -100,15 +114,19 @@ def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = (
             for name, value in headers:
                 response[name] = value
             response["X-Cache"] = "hit"
-            return response
+            return get_conditional_response(request, etag=etag, response=response)
         response = view(request, *args, **kwargs)
         if getattr(response, "is_rendered", True) is False:
             response.render()  # a TemplateResponse: rendered before it is stored
         if response.status_code == 200 and not response.streaming and not response.cookies:
-            # Per-request headers are not kept: the CSP middleware adds a fresh one.
-            skip = {"set-cookie", "content-security-policy"}
-            headers = [(k, v) for k, v in response.items() if k.lower() not in skip]
-            cache.set(key, (response.status_code, headers, response.content), PAGE_TTL)
+            response["ETag"] = etag
+            response["Cache-Control"] = PUBLIC_CACHE_CONTROL
+            if request.method == "GET":
+                # Per-request headers are not kept: the CSP middleware adds a fresh one.
+                skip = {"set-cookie", "content-security-policy"}
+                headers = [(k, v) for k, v in response.items() if k.lower() not in skip]
+                cache.set(key, (response.status_code, headers, response.content), PAGE_TTL)
+            return get_conditional_response(request, etag=etag, response=response)
         return response
 
     return wrapper

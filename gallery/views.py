@@ -1,3 +1,4 @@
+import hashlib
 import json
 import math
 import mimetypes
@@ -24,11 +25,13 @@ from django.shortcuts import render
 from django.template import loader
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from gallery.cache import cached_public_page, current_generation, known_params
 from gallery.context_processors import brand_context
@@ -55,6 +58,8 @@ from gallery.sitemaps import sitemaps
 
 PER_PAGE = 24
 MEDIA_PATH_MAX = 200  # public rendition names are about 40 characters
+# Rendition names are unguessable and never reused: a year, immutable.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 # The escapes of Django's json_script, for a JSON-LD block (json_script writes only
@@ -137,7 +142,7 @@ def _canonical(request: HttpRequest) -> str:
     return request.build_absolute_uri(request.path) + (f"?{query}" if query else "")
 
 
-@require_GET
+@require_safe
 @cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
     featured = list(page_of(Case.objects.listed(), SORTS["newest"], 0, 6).for_display())
@@ -168,7 +173,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @cached_public_page
 def case_list(request: HttpRequest) -> HttpResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
@@ -236,7 +241,7 @@ def similar_cases(case: Case, limit: int = 4) -> list[Case]:
     )
 
 
-@require_GET
+@require_safe
 @cached_public_page
 def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     # Three queries: the case, its similar cases, and the photos of all of them at once.
@@ -268,7 +273,7 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @cached_public_page
 def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
     treatment = Treatment.objects.filter(slug=slug).first()
@@ -312,9 +317,9 @@ def _api_error(message: str, status: int, fields: dict | None = None) -> JsonRes
 
 
 # The API views only read: exempt from CSRF so that any other method (QUERY is not one
-# Django's CSRF check counts as safe) is answered 405 by require_GET, not 403.
+# Django's CSRF check counts as safe) is answered 405 by require_safe, not 403.
 @csrf_exempt
-@require_GET
+@require_safe
 @cached_public_page
 def api_case_list(request: HttpRequest) -> JsonResponse:
     filterset, total, facets, pages, number, cases = _gallery_page(request)
@@ -342,7 +347,7 @@ def api_case_list(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @cached_public_page
 def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
     case = Case.objects.public().for_display().filter(public_id=public_id).first()
@@ -352,14 +357,14 @@ def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @cached_public_page
 def api_openapi(request: HttpRequest) -> JsonResponse:
     server_url = request.build_absolute_uri("/").rstrip("/")
     return JsonResponse(openapi_document(server_url, per_page=PER_PAGE))
 
 
-@require_GET
+@require_safe
 @xframe_options_exempt
 @csp_override({**settings.SECURE_CSP, "frame-ancestors": ["*"]})
 @cached_public_page
@@ -393,11 +398,11 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return HttpResponseServerError(loader.render_to_string("500.html", brand_context()))
 
 
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
+    return HttpResponse("ok", content_type="text/plain; charset=utf-8")
 
 
 def _sitemap_response(response: TemplateResponse) -> TemplateResponse:
@@ -408,7 +413,7 @@ def _sitemap_response(response: TemplateResponse) -> TemplateResponse:
     return response.render()
 
 
-@require_GET
+@require_safe
 @cached_public_page(reads=["p"])
 def sitemap_xml(request: HttpRequest) -> HttpResponse:
     """The sitemap: one file while the public cases fit in one (``CasesSitemap.limit``),
@@ -421,14 +426,15 @@ def sitemap_xml(request: HttpRequest) -> HttpResponse:
     return _sitemap_response(sitemap_views.sitemap(request, sections))
 
 
-@require_GET
+@require_safe
 @cached_public_page(reads=["p"])
 def sitemap_section(request: HttpRequest, section: str) -> HttpResponse:
     """One file of the sitemap index: ``/sitemap-cases.xml?p=2``."""
     return _sitemap_response(sitemap_views.sitemap(request, sitemaps(), section=section))
 
 
-@require_GET
+@require_safe
+@cached_public_page
 def robots_txt(request: HttpRequest) -> HttpResponse:
     lines = [
         "User-agent: *",
@@ -438,10 +444,10 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "Disallow: /api/",
         f"Sitemap: {request.build_absolute_uri('/sitemap.xml')}",
     ]
-    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 
 
-@require_GET
+@require_safe
 def public_media(request: HttpRequest, path: str) -> FileResponse:
     """Serve a public rendition on the embedded default (a proxy or CDN does in production).
 
@@ -460,6 +466,7 @@ def public_media(request: HttpRequest, path: str) -> FileResponse:
     try:
         target = (root / path).resolve()
         found = root in target.parents and target.is_file()
+        modified = target.stat().st_mtime if found else 0
     except (OSError, ValueError):
         found = False
     if not found:
@@ -467,8 +474,17 @@ def public_media(request: HttpRequest, path: str) -> FileResponse:
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if not content_type.startswith("image/"):
         raise Http404
+    # A rendition's name is unique and its file never changes: the name is its ETag.
+    etag = '"' + hashlib.sha256(path.encode()).hexdigest()[:32] + '"'
+    not_modified = get_conditional_response(request, etag=etag, last_modified=int(modified))
+    if not_modified is not None:  # 304, or 412 for a failed If-Match
+        if not_modified.status_code == 304:
+            not_modified["ETag"] = etag
+            not_modified["Cache-Control"] = IMMUTABLE
+        return not_modified
     response = FileResponse(target.open("rb"), content_type=content_type)
-    # Names are unguessable and never reused: a year, immutable.
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(modified)
+    response["Cache-Control"] = IMMUTABLE
     response["X-Content-Type-Options"] = "nosniff"
     return response

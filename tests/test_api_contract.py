@@ -145,4 +145,4 @@ def test_other_methods_are_405_not_a_csrf_403():
         for method in ("POST", "QUERY", "DELETE"):
             response = client.generic(method, path)
             assert response.status_code == 405, (method, path)
-            assert response["Allow"] == "GET"
+            assert response["Allow"] == "GET, HEAD"
