@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -21,23 +20,37 @@ from typing import Any
 import app
 
 sys.dont_write_bytecode = True  # the photos are drawn with gallery.demo_images
-WORKERS, TIMEOUT = 2, 120  # a request over the timeout is killed, and the benchmark says so
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update"]
-CHROMIUM_ARGS += ["--disable-sync", "--disable-quic"]
-USER, PASSWORD = "demo", "demo-gallery-2026"  # made by seed_demo
+WORKERS = 2
+TIMEOUT = 120  # a request over the timeout is killed, and the benchmark says so
 UPLOAD_PATH = re.compile(r"/staff/cases/\d+/photos/$")
-PHASES = {"login": "log in", "patient": "find the patient", "facts": "facts form"}
-PHASES |= {"choose": "choose 4 files", "upload": "upload 4 photos"}
-PHASES |= {"reload": "reload with pairs", "submit": "submit for review"}
+PHASES = {
+    "login": "log in",
+    "patient": "find the patient",
+    "facts": "facts form",
+    "choose": "choose 4 files",
+    "upload": "upload 4 photos",
+    "reload": "reload with pairs",
+    "submit": "submit for review",
+}
 # Rows of the upload form: name, role, view, EXIF Orientation, DateTimeOriginal. Before in
 # October, after 14 weeks later; the close-up before is stored landscape with Orientation 6,
 # as phones do; the close-up after is a HEIC (pixels upright) unless --no-heic.
-PHOTOS = [("IMG_0001.JPG", "before", "front", 1, "2025:10:06 10:02:11")]
-PHOTOS += [("IMG_0002.JPG", "after", "front", 1, "2026:01:12 10:31:40")]
-PHOTOS += [("IMG_0003.JPG", "before", "close_up", 6, "2025:10:06 10:04:55")]
-PHOTOS += [("IMG_0004.JPG", "after", "close_up", 6, "2026:01:12 10:33:02")]
+PHOTOS = [
+    ("IMG_0001.JPG", "before", "front", 1, "2025:10:06 10:02:11"),
+    ("IMG_0002.JPG", "after", "front", 1, "2026:01:12 10:31:40"),
+    ("IMG_0003.JPG", "before", "close_up", 6, "2025:10:06 10:04:55"),
+    ("IMG_0004.JPG", "after", "close_up", 6, "2026:01:12 10:33:02"),
+]
+# Steps of an upload request in the worker. store: the original into private storage and
+# the row; files: rendition files written, rows switched; other: the body, auth, the JSON.
+STEPS = {
+    "validate": "validate_photo",
+    "store": "store original + row",
+    "render": "render_crop",
+    "files": "write rendition files, switch rows",
+    "sync": "sync_public_files",
+    "other": "body, parsing, auth, JSON",
+}
 
 # A gunicorn config file: hooks that time every request in the worker and, by replacing
 # the module attributes the view looks up at call time, the pipeline's steps inside it.
@@ -89,58 +102,30 @@ def post_request(worker, req, environ, resp):
         out.write(json.dumps(record | {"status": resp.status_code}) + "\\n")
 """
 
-# Patients for the reps, each with an active consent like the demo patients'.
-PATIENTS = """
-from datetime import timedelta
-from django.contrib.auth.models import User
-from django.utils import timezone
-from consent.models import Consent, ConsentEvent, ConsentForm, Patient
-staff, now = User.objects.get(username={user!r}), timezone.now()
-for ref in {refs!r}:
-    patient = Patient.objects.create(reference=ref, full_name="Bench patient " + ref)
-    consent = Consent.objects.create(
-        patient=patient, form=ConsentForm.current(), allow_website=True, identifiable=True,
-        patient_is_adult=True, signed_at=now - timedelta(days=1), signed_by_name=patient.full_name,
-        expires_at=now + timedelta(days=365), recorded_by=staff,
-    )
-    ConsentEvent.record(consent, ConsentEvent.Kind.GRANTED, actor=staff)
-"""
-
 
 def make_photos(folder: Path, heic: bool) -> list[Path]:
-    """Four 12 MP phone photos: a skin_pair drawing upscaled, sensor noise (an upscaled
-    drawing alone compresses to under 1 MB), camera EXIF."""
+    """Four 12 MP phone photos with camera EXIF; the last one a HEIC unless ``heic`` is off."""
     sys.path.insert(0, str(app.ROOT))
     import pillow_heif
-    from PIL import Image, ImageChops
+    from PIL import Image
 
-    from gallery.demo_images import skin_pair
-
-    pairs = {  # drawn at a third of the size (pure Python drawing), upscaled
-        "front": skin_pair(seed=11, fitzpatrick=3, concern="acne-scars", size=(1333, 1000)),
-        "close_up": skin_pair(seed=12, fitzpatrick=3, concern="acne-scars", size=(1000, 1333)),
-    }
     paths = []
     for n, (name, role, view, orientation, taken) in enumerate(PHOTOS):
         is_heic = heic and n == 3
-        im = pairs[view][role == "after"]
-        im = im.resize((4000, 3000) if im.width > im.height else (3000, 4000), Image.BICUBIC)
-        if orientation == 6 and not is_heic:  # "rotate 90° clockwise to view"
-            im = im.transpose(Image.Transpose.ROTATE_90)
+        size = (4000, 3000) if view == "front" else (3000, 4000)
         # A phone's HEVC encoder sees denoised pixels, and noise costs HEVC far more bytes.
-        sigma = 1.0 if is_heic else 9.0
-        noise = Image.merge("RGB", [Image.effect_noise(im.size, sigma) for _ in range(3)])
-        im = ImageChops.add(im, noise, 1.0, -128)  # effect_noise is centred on 128
-        exif = Image.Exif()
-        exif[0x010F], exif[0x0110] = "BenchPhone", "BP-12"  # Make, Model
-        exif[0x0112] = 1 if is_heic else orientation
-        exif.get_ifd(0x8769).update({0x9003: taken, 0x9011: "+01:00"})  # DateTimeOriginal
-        path = folder / (name.replace(".JPG", ".HEIC") if is_heic else name)
+        seed = 11 if view == "front" else 12
+        im = app.camera_photo(size, seed, after=role == "after", grain=1 if is_heic else 10)
         if is_heic:  # x265's fastest preset: ~7 s instead of ~50 s, decoded alike
+            path = folder / name.replace(".JPG", ".HEIC")
             heif = pillow_heif.from_pillow(im)
-            heif.save(path, quality=85, exif=exif.tobytes(), enc_params={"preset": "ultrafast"})
+            exif = app.camera_exif(1, taken)
+            heif.save(path, quality=85, exif=exif, enc_params={"preset": "ultrafast"})
         else:
-            im.save(path, format="JPEG", quality=90, exif=exif.tobytes())
+            if orientation == 6:  # "rotate 90° clockwise to view"
+                im = im.transpose(Image.Transpose.ROTATE_90)
+            path = folder / name
+            im.save(path, format="JPEG", quality=90, exif=app.camera_exif(orientation, taken))
         paths.append(path)
     return paths
 
@@ -190,14 +175,26 @@ def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
         return request.method == "POST" and bool(UPLOAD_PATH.search(request.url))
 
     # The handlers stamp times as the events arrive, while Playwright waits.
-    page.on("response", lambda r: is_upload(r.request) and statuses.update({r.request: r.status}))
-    page.on("requestfinished", lambda r: is_upload(r) and finished.append((time.monotonic(), r)))
-    page.on("requestfailed", lambda r: is_upload(r) and statuses.update({r: 0}))
+    def on_response(response: Any) -> None:
+        if is_upload(response.request):
+            statuses[response.request] = response.status
+
+    def on_finished(request: Any) -> None:
+        if is_upload(request):
+            finished.append((time.monotonic(), request))
+
+    def on_failed(request: Any) -> None:
+        if is_upload(request):
+            statuses[request] = 0
+
+    page.on("response", on_response)
+    page.on("requestfinished", on_finished)
+    page.on("requestfailed", on_failed)
     page.on("load", lambda _: loads.append(time.monotonic()))
     rep.started = time.monotonic()
     page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", USER)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_username", app.DEMO_USER)
+    page.fill("#id_password", app.DEMO_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/staff/$"))
     rep.mark("login")
@@ -211,12 +208,12 @@ def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
     page.wait_for_url(re.compile(r"/staff/cases/new/\d+/$"))
     rep.mark("patient")
 
-    for selector in ("[name=treatment] >> nth=0", "[name=concerns] >> nth=0"):
-        page.check(f"input{selector}")
+    page.check("input[name=treatment] >> nth=0")
+    page.check("input[name=concerns] >> nth=0")
     page.check("input[name=fitzpatrick][value='3']")
     page.check("input[name=skin_type][value=combination]")
-    for field_id, value in (("needle_depth_mm", "1.5"), ("session_count", "3")):
-        page.fill(f"#id_{field_id}", value)
+    page.fill("#id_needle_depth_mm", "1.5")
+    page.fill("#id_session_count", "3")
     page.fill("#id_weeks_after_last_session", "12")
     page.fill("#id_practitioner", "Dr. Tablet")
     page.click("text=Create the case and add photos")
@@ -249,12 +246,13 @@ def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
         end = request.timing["responseEnd"]
         rep.client.append((at, end / 1000 if end >= 0 else at - clicked))
     page.wait_for_load_state("load")
-    pairs, sliders = page.locator(".staff-pair"), page.locator(".compare-range")
+    pairs = page.locator(".staff-pair")
     if page.evaluate("sessionStorage.getItem('ok')") != "4" or pairs.count() != 2:
         raise BenchError(f"not every upload row was ok, or {pairs.count()} pairs shown, not 2")
-    sliders.nth(1).wait_for(state="visible")  # compare.js unhides them
-    previews = "[...document.querySelectorAll('.compare-frame img')]"
-    if page.evaluate(f"{previews}.filter(i => i.complete && i.naturalWidth).length") != 4:
+    page.locator(".compare-range").nth(1).wait_for(state="visible")  # compare.js unhides them
+    loaded = "[...document.querySelectorAll('.compare-frame img')]"
+    loaded += ".filter(i => i.complete && i.naturalWidth).length"
+    if page.evaluate(loaded) != 4:
         raise BenchError("not all 4 staff previews loaded")
     rep.pair_warnings = page.locator(".staff-pair .warnings li").count()
     rep.mark("reload")
@@ -270,42 +268,47 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-# Steps of an upload request in the worker. store: the original into private storage and
-# the row; files: rendition files written, rows switched; other: the body, auth, the JSON.
-STEPS = {"validate": "validate_photo", "store": "store original + row"}
-STEPS |= {"render": "render_crop", "files": "write rendition files, switch rows"}
-STEPS |= {"sync": "sync_public_files", "other": "body, parsing, auth, JSON"}
-
-
 def breakdown(record: dict[str, Any]) -> dict[str, float]:
     """One upload request's time in the worker, split into the pipeline's steps."""
-    s = {k: seconds for k, (seconds, _) in record["steps"].items()}
-    validate, add, build = (
-        s.get(k, 0.0) for k in ("validate_photo", "add_photo", "build_renditions")
-    )
-    render, sync = s.get("render_crop", 0.0), s.get("sync_public_files", 0.0)
+    steps = record["steps"]
+    spent = {name: seconds for name, (seconds, _) in steps.items()}
+    validate = spent.get("validate_photo", 0.0)
+    add = spent.get("add_photo", 0.0)
+    build = spent.get("build_renditions", 0.0)
+    render = spent.get("render_crop", 0.0)
+    sync = spent.get("sync_public_files", 0.0)
     total = record["t1"] - record["t0"]
-    b = {"validate": validate, "store": add - validate, "render": render, "sync": sync}
-    b |= {"files": build - render - sync, "other": total - add - build, "total": total}
-    b |= {"cpu": record["cpu"]}
-    return b | {"renders": record["steps"].get("render_crop", (0, 0))[1]}
+    return {
+        "validate": validate,
+        "store": add - validate,
+        "render": render,
+        "files": build - render - sync,
+        "sync": sync,
+        "other": total - add - build,
+        "total": total,
+        "cpu": record["cpu"],
+        "renders": steps.get("render_crop", (0, 0))[1],
+    }
 
 
 def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
     names = [f"rep {r.number}" for r in reps]
     print("\nPhotos (the same four files in every rep):")
     for path, (_, role, view, orientation, _) in zip(files, PHOTOS, strict=True):
-        heic, mb = path.suffix == ".HEIC", path.stat().st_size / 1e6
+        heic = path.suffix == ".HEIC"
         facts = f"{role}/{view}, EXIF Orientation {1 if heic else orientation}"
+        mb = path.stat().st_size / 1e6
         print(f"  {path.name:<14} {'HEIC' if heic else 'JPEG'}  {mb:5.2f} MB  {facts}")
     print(f"  together {sum(p.stat().st_size for p in files) / 1e6:.2f} MB")
 
     print("\nTime to add a case with four photos (s, wall clock in the browser):")
-    rows = [[label, [r.marks[k][1] - r.marks[k][0] for r in reps]] for k, label in PHASES.items()]
-    rows = [[label, median(v), *v] for label, v in rows + [["TOTAL", [r.total for r in reps]]]]
-    app.print_table(
-        [[r[0], *(f"{x:.2f}" for x in r[1:])] for r in rows], ["phase", "median", *names], "  "
-    )
+    rows = []
+    for key, label in PHASES.items():
+        times = [r.marks[key][1] - r.marks[key][0] for r in reps]
+        rows.append([label, *(f"{x:.2f}" for x in [median(times), *times])])
+    totals = [r.total for r in reps]
+    rows.append(["TOTAL", *(f"{x:.2f}" for x in [median(totals), *totals])])
+    app.print_table(rows, ["phase", "median", *names], "  ")
 
     print(
         "\nServer time per phase: s in the gunicorn workers, wall / CPU, summed over its requests"
@@ -323,47 +326,61 @@ def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
     print("\nUpload requests (s): start after the click on Upload; server: wall clock in the")
     print("worker; cpu: its CPU; the steps: wall clock; (n): render_crop calls (each upload")
     print("rebuilds every photo of the case so far).")
-    parts: dict[str, list[float]] = {}
-    probed = 0
+    sums = []  # per rep: each step summed over its upload requests
     for rep in reps:
-        rows, sums = [], {}
-        for record in sorted(rep.in_phase("upload"), key=lambda r: r["t0"]):
-            if not UPLOAD_PATH.search(record["path"]):
-                continue
-            b, who, probed = breakdown(record), record.get("upload", {}), probed + 1
-            sums = {k: sums.get(k, 0.0) + v for k, v in b.items()}
+        rows = []
+        uploads = [r for r in rep.in_phase("upload") if UPLOAD_PATH.search(r["path"])]
+        for record in sorted(uploads, key=lambda r: r["t0"]):
+            b = breakdown(record)
+            who = record["upload"]
             start = record["t0"] - rep.marks["upload"][0]
-            rows.append([who.get("name"), f"{who.get('role')}/{who.get('view')}", record["status"]])
-            rows[-1] += [f"+{start:.2f}", f"{b['total']:.2f}", f"{b['cpu']:.2f}"]
-            rows[-1] += [f"{b[k]:.2f}" + f" ({b['renders']})" * (k == "render") for k in STEPS]
-        for k, v in sums.items():
-            parts.setdefault(k, []).append(v)
+            steps = [f"{b[k]:.2f}" for k in STEPS]
+            steps[list(STEPS).index("render")] += f" ({b['renders']})"
+            rows.append(
+                [
+                    who["name"],
+                    f"{who['role']}/{who['view']}",
+                    record["status"],
+                    f"+{start:.2f}",
+                    f"{b['total']:.2f}",
+                    f"{b['cpu']:.2f}",
+                    *steps,
+                ]
+            )
+        sums.append(
+            {k: sum(breakdown(r)[k] for r in uploads) for k in [*STEPS, "total", "cpu", "renders"]}
+        )
         print(f"  rep {rep.number}, case {rep.case_id}, patient {rep.patient}:")
-        head = ["file", "role/view", "HTTP", "start", "server", "cpu", *STEPS]
-        app.print_table(rows, head, "    ")
+        app.print_table(
+            rows, ["file", "role/view", "HTTP", "start", "server", "cpu", *STEPS], "    "
+        )
         client = ", ".join(f"{s:.2f}" for _, s in sorted(rep.client))
         print(f"    as Chromium saw them (request start to response end): {client}")
         if rep.pair_warnings:
             print(f"    the reloaded page shows {rep.pair_warnings} comparability warning(s)")
-    if parts:
-        total = median(parts["total"])
-        print("\nUpload phase, summed over its four requests (median of the reps):")
-        for key, label in STEPS.items():
-            print(f"  {label:<36} {median(parts[key]):6.2f} s  {median(parts[key]) / total:4.0%}")
-        print(f"  {'request time in the workers':<36} {total:6.2f} s")
-        print(f"  {'CPU of the workers for them':<36} {median(parts['cpu']):6.2f} s")
-        print(f"  render_crop calls for 4 photos: {median(parts['renders']):.0f}")
-        hooks = f"{probed}, {sum(parts['total']):.2f} s"
-        print(f"  cross-check, access log: {len(access)}, {sum(access):.2f} s (the hooks: {hooks})")
+
+    def part(key: str) -> float:
+        return median([s[key] for s in sums])
+
+    print("\nUpload phase, summed over its four requests (median of the reps):")
+    for key, label in STEPS.items():
+        print(f"  {label:<36} {part(key):6.2f} s  {part(key) / part('total'):4.0%}")
+    print(f"  {'request time in the workers':<36} {part('total'):6.2f} s")
+    print(f"  {'CPU of the workers for them':<36} {part('cpu'):6.2f} s")
+    print(f"  render_crop calls for 4 photos: {part('renders'):.0f}")
+    hooks = (
+        f"{sum(len(rep.in_phase('upload')) for rep in reps)}, {sum(s['total'] for s in sums):.2f} s"
+    )
+    print(f"  cross-check, access log: {len(access)}, {sum(access):.2f} s (the hooks: {hooks})")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=3, help="cases to add (>= 1)")
+    parser.add_argument("--reps", type=int, default=3, help="cases to add (1-30)")
     parser.add_argument("--no-heic", action="store_true", help="four JPEGs, no HEIC")
     args = parser.parse_args(argv)
-    if args.reps < 1 or not Path(CHROMIUM).exists():
-        parser.error(f"need --reps >= 1 and Chromium at {CHROMIUM} (apt-get install chromium)")
+    if not 1 <= args.reps <= 30:
+        parser.error("need 1 <= --reps <= 30 (one demo patient each)")
     app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-add-case-") as tmp:
         return run(args, Path(tmp))
@@ -376,46 +393,42 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     env = app.environment(tmp, BENCH_PROBE_LOG=str(tmp / "probe.jsonl"))  # django-axes on
     print(f"Work dir {tmp}; {os.cpu_count()} CPUs; load average {app.loadavg()}\nSetup:")
     app.setup(env)
-    refs = [f"BENCH-{secrets.token_hex(2).upper()}-{n:02d}" for n in range(1, args.reps + 1)]
-    app.manage(env, "shell", "-c", PATIENTS.format(user=USER, refs=refs))
+    # seed_demo's patients, each with an active consent: a new case for each.
+    refs = [f"DEMO-{n:03d}" for n in range(1, args.reps + 1)]
     t0 = time.monotonic()
     (tmp / "photos").mkdir()
     files = make_photos(tmp / "photos", heic=not args.no_heic)
     print(f"  four 12 MP photos generated: {time.monotonic() - t0:.1f} s", flush=True)
     (tmp / "probe.py").write_text(PROBE)
-    reps, error = [], ""
+    reps = []
+    error = ""
     options = ("--config", str(tmp / "probe.py"), "--timeout", str(TIMEOUT))
     with app.gunicorn(env, tmp, *options, workers=WORKERS) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=app.CHROMIUM, args=app.CHROMIUM_ARGS)
         print(f"gunicorn on {server.base}, {WORKERS} workers; Chromium {browser.version}, tablet")
-        try:
-            for n, ref in enumerate(refs, 1):
-                context = browser.new_context(
-                    viewport={"width": 820, "height": 1180}, has_touch=True
-                )
-                context.set_default_timeout(60_000)
-                rep = Rep(n, ref)
-                try:
-                    flow(context.new_page(), server.base, rep, files)
-                except Exception as exc:  # report what was measured, then stop
-                    error = f"rep {n} failed: {type(exc).__name__}: {exc}"
-                    break
-                finally:
-                    context.close()
-                reps.append(rep)
-                print(f"  rep {n}: case {rep.case_id} in {rep.total:.1f} s ({app.loadavg()})")
-        finally:
-            browser.close()
+        for n, ref in enumerate(refs, 1):
+            context = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+            context.set_default_timeout(60_000)
+            rep = Rep(n, ref)
+            try:
+                flow(context.new_page(), server.base, rep, files)
+            except Exception as exc:  # report what was measured, then stop
+                error = f"rep {n} failed: {type(exc).__name__}: {exc}"
+                break
+            finally:
+                context.close()
+            reps.append(rep)
+            print(f"  rep {n}: case {rep.case_id} in {rep.total:.1f} s ({app.loadavg()})")
+        browser.close()
     # gunicorn stopped gracefully: every request's probe line is written.
     records = [json.loads(line) for line in (tmp / "probe.jsonl").read_text().splitlines()]
     for rep in reps:
-        rep.server = [
-            r for r in records if rep.marks["login"][0] <= r["t0"] < rep.marks["submit"][1]
-        ]
+        start, end = rep.marks["login"][0], rep.marks["submit"][1]
+        rep.server = [r for r in records if start <= r["t0"] < end]
     access = []
     for line in (tmp / "access.log").read_text().splitlines():  # %(D)s: microseconds
         if '"POST ' in line and UPLOAD_PATH.search(line.split()[2]):
-            access.append(int(line.rsplit(" ", 1)[1][:-2]) / 1e6)
+            access.append(int(line.rsplit(" ", 1)[1].removesuffix("us")) / 1e6)
     if reps:
         report(reps, files, access)
     if error:

@@ -1,7 +1,5 @@
 """Start the app for a benchmark, and the helpers the scripts share.
 
-An environment isolated in a temporary directory, ``manage.py``, gunicorn on a free
-loopback port (stopped by its process group, in bounded time), ``wrk`` for HTTP load.
 Each script runs as ``python bench/<name>.py``, so this folder is on ``sys.path``.
 """
 
@@ -22,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent  # the Django project root (holds manage.py)
 HOST = "127.0.0.1"  # loopback only, never a routable address
@@ -29,35 +29,67 @@ PORTS = range(18500, 19000)
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # gunicorn's access log: worker pid, request, status, bytes, server-side microseconds.
 ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(B)s %(D)sus'
+DEMO_USER = "demo"  # the photographer seed_demo makes with debug on
+DEMO_PASSWORD = "demo-gallery-2026"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Root in a container (no sandbox), no GPU, no background calls adding bytes or load.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 # Variables that would point a benchmark at shared infrastructure or change what it measures.
 DROPPED_PREFIXES = ("AWS_", "DJANGO_", "DATABASE_", "EMAIL_", "PHOTO_", "GALLERY_", "PUBLIC_")
 DROPPED = {"REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "CACHE_DIR", "SERVE_PUBLIC_MEDIA"}
-QUIET = {"cwd": ROOT, "stdin": subprocess.DEVNULL}
 
 
 def environment(tmp: Path, database_url: str = "", **extra: str) -> dict[str, str]:
     """The project's settings pointed into ``tmp``: database (unless given), media, cache,
     static files; debug off, plain http on loopback (no redirect to https)."""
-    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
-    env = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in DROPPED and not name.startswith(DROPPED_PREFIXES)
+    }
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)  # uploads spooled to disk go there too
-    env |= {"DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"}
-    env |= {"MEDIA_ROOT": f"{tmp}/media", "CACHE_DIR": f"{tmp}/cache", "TMPDIR": f"{tmp}/tmp"}
-    env |= {"STATIC_ROOT": f"{tmp}/staticfiles", "DJANGO_SETTINGS_MODULE": "clinic.settings"}
-    env |= {"DJANGO_SECRET_KEY": "bench-only", "DJANGO_DEBUG": "off", "DJANGO_HTTPS": "off"}
-    env |= {"DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING"}
-    # No __pycache__ written into the repository by the children.
-    return env | {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"} | extra
+    env |= {
+        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
+        "MEDIA_ROOT": f"{tmp}/media",
+        "CACHE_DIR": f"{tmp}/cache",
+        "STATIC_ROOT": f"{tmp}/staticfiles",
+        "TMPDIR": f"{tmp}/tmp",
+        "DJANGO_SETTINGS_MODULE": "clinic.settings",
+        "DJANGO_SECRET_KEY": "bench-only",
+        "DJANGO_DEBUG": "off",
+        "DJANGO_HTTPS": "off",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ written into the repository
+    }
+    return env | extra
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 900) -> str:
     """Run one management command and return its stdout; on failure show it and stop."""
-    t0, label = time.monotonic(), args[0] if args[0] == "shell" else " ".join(args)
+    label = "shell" if args[0] == "shell" else " ".join(args)
     cmd = [sys.executable, str(ROOT / "manage.py"), *args]
+    t0 = time.monotonic()
     try:
         done = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout, **QUIET
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         raise SystemExit(f"manage.py {label} took over {timeout:.0f} s") from None
@@ -100,11 +132,22 @@ class Server:
     port: int
     tmp: Path  # holds gunicorn.log (its error log) and access.log
 
-    base = property(lambda self: f"http://{HOST}:{self.port}")
-    log = property(lambda self: self.tmp / "gunicorn.log")
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.tmp / "gunicorn.log"
 
     def workers(self) -> list[int]:
-        return worker_pids(self.proc.pid)
+        """gunicorn's workers: the master's children, from /proc."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(stat.parent.name))
+        return sorted(pids)
 
 
 @contextmanager
@@ -117,13 +160,25 @@ def gunicorn(
     workers and nothing else. Logs go to files: a pipe nobody drains blocks the workers.
     """
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application", "--bind", f"{HOST}:{port}"]
-    cmd += ["--workers", str(workers), "--error-logfile", str(tmp / "gunicorn.log")]
-    cmd += ["--access-logfile", str(tmp / "access.log"), "--access-logformat", ACCESS_FORMAT]
+    cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application"]
+    cmd += ["--bind", f"{HOST}:{port}", "--workers", str(workers)]
+    cmd += [
+        "--error-logfile",
+        str(tmp / "gunicorn.log"),
+        "--access-logfile",
+        str(tmp / "access.log"),
+    ]
+    cmd += ["--access-logformat", ACCESS_FORMAT]
     cmd += ["--no-control-socket", *options]  # its default path under $HOME is shared
     with (tmp / "gunicorn.out").open("ab") as out:
         proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=out, start_new_session=True, **QUIET
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     server = Server(proc, port, tmp)
     try:
@@ -137,17 +192,21 @@ def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
     """Wait until every worker has answered /healthz, not merely the first one: workers
     import Django after the fork, and one still importing when a load opens its
     connections would get none of them. The access log's pid field says who answered."""
-    deadline, access_log = time.monotonic() + timeout, server.tmp / "access.log"
+    deadline = time.monotonic() + timeout
+    access_log = server.tmp / "access.log"
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise SystemExit(f"gunicorn exited ({server.proc.returncode}):\n{tail(server.log)}")
         pids = server.workers()
         if len(pids) >= workers:
             conns = [http.client.HTTPConnection(HOST, server.port, timeout=5) for _ in range(8)]
-            for send in (lambda c: c.request("GET", "/healthz"), lambda c: c.getresponse().read()):
-                for conn in conns:  # sent together, so that several workers accept one
-                    with contextlib.suppress(OSError, http.client.HTTPException):
-                        send(conn)
+            for conn in conns:  # all sent before any answer is read: several workers accept
+                with contextlib.suppress(OSError):
+                    conn.request("GET", "/healthz")
+            for conn in conns:
+                with contextlib.suppress(OSError, http.client.HTTPException):
+                    conn.getresponse().read()
+                conn.close()
             text = access_log.read_text() if access_log.exists() else ""
             if all(f"<{pid}>" in text for pid in pids):
                 return
@@ -182,23 +241,21 @@ def get(port: int, path: str, accept: str = HTML_ACCEPT) -> tuple[int, dict[str,
         conn.close()
 
 
-def worker_pids(master: int) -> list[int]:
-    """gunicorn's workers: the master's children, from /proc."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
-                pids.append(int(stat.parent.name))
-    return sorted(pids)
+def first_case_path(server: Server) -> str:
+    """The path of the newest public case's page, as the JSON API lists it."""
+    status, _, body = get(server.port, "/api/cases/", "application/json")
+    if status != 200 or not json.loads(body)["results"]:
+        raise SystemExit(f"/api/cases/ answered {status} with no case")
+    return urlsplit(json.loads(body)["results"][0]["url"]).path
 
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, all its threads (a gthread worker serves in threads)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,13 +286,19 @@ class Load:
         return self.not_200 + sum(self.socket_errors.values())
 
     def error_text(self) -> str:
-        parts = [f"{k} x{v}" for k, v in self.socket_errors.items() if v]
-        return ", ".join(parts + ([f"non-200 x{self.not_200}"] if self.not_200 else [])) or "0"
+        parts = [f"{kind} x{n}" for kind, n in self.socket_errors.items() if n]
+        if self.not_200:
+            parts.append(f"non-200 x{self.not_200}")
+        return ", ".join(parts) or "0"
 
     def __add__(self, other: Load) -> Load:
         """Two loads run at the same time: counts add up, the window is the longer one."""
-        sums = [getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[1:]]
-        return Load(max(self.seconds, other.seconds), *sums)
+        sums = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "seconds"
+        }
+        return Load(max(self.seconds, other.seconds), **sums)
 
 
 def require_wrk() -> str:
@@ -274,21 +337,75 @@ def wrk_wait(proc: subprocess.Popen) -> Load:
     return Load(**data, client_cpu=usage.ru_utime + usage.ru_stime, hist=hist)
 
 
-def wrk(url: str, seconds: int, conns: int, bust: str = "") -> Load:
-    return wrk_wait(wrk_start(url, seconds, conns, bust))
-
-
 def quantile(hist: Counter, q: float) -> float:
     """Nearest-rank quantile of a histogram {value: weight} (p99 of 1,000: the 990th)."""
-    total = sum(hist.values())
-    if not total:
-        return float("nan")
-    rank, seen = q * total, 0
+    rank = q * sum(hist.values())
+    seen = 0
     for value in sorted(hist):
         seen += hist[value]
         if seen >= rank:
             return value
-    return max(hist)
+    return max(hist, default=float("nan"))  # rounding left the last weight short
+
+
+# ---------------------------------------------------------------------------------------
+# Photos
+
+
+def camera_photo(size: tuple[int, int], seed: int, after: bool = False, grain: int = 10) -> Any:
+    """An RGB image with a photo's statistics, so the encoders do real work: a synthetic
+    skin patch upscaled, a colour card and a ruler (sharp edges, saturated flats), hair-like
+    strokes, then sensor-like noise (camera JPEGs' ~0.25 B/px is what decoding costs)."""
+    import random
+
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    from gallery.demo_images import skin_pair
+
+    w, h = size
+    rng = random.Random(seed)
+    drawn = (1600, 1200) if w > h else (1200, 1600)  # pure Python drawing: drawn small
+    im = skin_pair(seed, 3, "acne-scars", size=drawn)[after]
+    im = im.resize(size, Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(im)
+    cell = w // 40
+    for row in range(4):
+        for col in range(6):
+            x, y = cell + col * cell, cell + row * cell
+            colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+            draw.rectangle((x, y, x + cell - 4, y + cell - 4), fill=colour)
+    y0 = h - h // 12
+    draw.rectangle((w // 10, y0, w - w // 10, y0 + h // 40), fill=(245, 245, 240))
+    for i, x in enumerate(range(w // 10, w - w // 10, max(4, w // 400))):
+        tick = h // 60 if i % 10 == 0 else h // 120
+        draw.line((x, y0, x, y0 + tick), fill=(20, 20, 20), width=max(1, w // 2000))
+    for _ in range(60):
+        x, y = rng.randrange(w), rng.randrange(h)
+        end = (x + rng.randrange(-w // 8, w // 8), y + rng.randrange(-h // 8, h // 8))
+        draw.line((x, y, *end), fill=(60, 40, 30), width=max(1, w // 1500))
+    # Luma grain of up to +-``grain`` levels, slightly blurred (demosaicing correlates
+    # neighbours) and re-stretched, plus up to +-3 levels of independent chroma noise.
+    noise = Image.frombytes("L", size, rng.randbytes(w * h)).filter(ImageFilter.GaussianBlur(0.7))
+    noise = noise.point(
+        [max(0, min(255, (v - 128) * 3 + 128)) * 2 * grain // 255 for v in range(256)]
+    )
+    im = ImageChops.add(im, Image.merge("RGB", (noise, noise, noise)), offset=-grain)
+    chroma = min(3, grain)
+    colour_noise = Image.frombytes("RGB", size, rng.randbytes(w * h * 3))
+    colour_noise = colour_noise.point([v * 2 * chroma // 255 for v in range(256)] * 3)
+    return ImageChops.add(im, colour_noise, offset=-chroma)
+
+
+def camera_exif(orientation: int = 1, taken: str = "2026:05:01 10:00:00") -> bytes:
+    """EXIF as a phone writes it: Make, Model, Orientation, DateTimeOriginal and offset."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "BenchPhone"
+    exif[0x0110] = "BP-12"
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769).update({0x9003: taken, 0x9011: "+01:00"})
+    return exif.tobytes()
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,6 +419,14 @@ def print_table(rows: list[list[str]], header: list[str], indent: str = "") -> N
     print(indent + "  ".join("-" * w for w in widths))
     for row in rows:
         print(indent + line.format(*row))
+
+
+def print_verdicts(verdicts: list[tuple[str, str, str, bool | None]], first: str) -> None:
+    """The closing table: what was measured against its target; None: no verdict."""
+    results = {True: "PASS", False: "FAIL", None: "-"}
+    rows = [[name, measured, target, results[ok]] for name, measured, target, ok in verdicts]
+    print()
+    print_table(rows, [first, "measured", "target", "result"])
 
 
 def loadavg() -> str:

@@ -18,24 +18,38 @@ from typing import Any
 import app
 
 VERSION = "12.2.3"
-CACHE = Path(
-    os.environ.get("GALLERY_LIGHTHOUSE_DIR", Path.home() / ".cache" / "gallery-lighthouse")
-)
-CHROMIUM = "/usr/bin/chromium"
+CACHE = Path.home() / ".cache" / "gallery-lighthouse"
+TIMEOUT = 180  # seconds per Lighthouse run
 # Nothing calls home, and no name but loopback resolves (the machine is offline; Chromium
 # would still look up Google's hosts), so no run waits on a DNS answer that cannot come.
-CHROME_FLAGS = (
-    "--headless=new --no-sandbox --disable-gpu --disable-background-networking "
-    "--disable-component-update --no-first-run --disable-sync "
-    '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"'
+CHROME_FLAGS = " ".join(
+    [
+        "--headless=new",
+        *app.CHROMIUM_ARGS,
+        '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"',
+    ]
 )
-CATEGORIES = {"performance": "perf", "accessibility": "a11y", "best-practices": "best-pr"}
-CATEGORIES |= {"seo": "seo"}
-METRICS = ("first-contentful-paint", "largest-contentful-paint", "total-blocking-time")
-METRICS += ("cumulative-layout-shift", "speed-index")
-TARGET, FLOOR = 100, 95  # the goal; --strict fails below the floor
-PAGES = {"home": "/", "list": "/gallery/?fitzpatrick=4", "case": ""}  # the case: from the API
-PAGES |= {"treatment": "/treatments/microneedling/"}
+CATEGORIES = {
+    "performance": "perf",
+    "accessibility": "a11y",
+    "best-practices": "best-pr",
+    "seo": "seo",
+}
+METRICS = [
+    "first-contentful-paint",
+    "largest-contentful-paint",
+    "total-blocking-time",
+    "cumulative-layout-shift",
+    "speed-index",
+]
+TARGET = 100  # the goal
+FLOOR = 95  # --strict fails below it
+PAGES = {
+    "home": "/",
+    "list": "/gallery/?fitzpatrick=4",
+    "case": "",  # the newest case, from the API
+    "treatment": "/treatments/microneedling/",
+}
 
 
 def lighthouse_cli() -> Path:
@@ -53,42 +67,43 @@ def lighthouse_cli() -> Path:
     return cli
 
 
-def run_lighthouse(cli: Path, url: str, out: Path, tmp: Path, timeout: float) -> dict[str, Any]:
+def run_lighthouse(cli: Path, url: str, out: Path, tmp: Path) -> dict[str, Any]:
     """One Lighthouse run (mobile, simulated throttling: what PageSpeed Insights reports);
     its report, with an "error" key when it failed."""
     report = out.with_suffix(".report.json")
-    cmd = [shutil.which("node") or "node", str(cli), url, "--output=json"]
-    cmd += [f"--output-path={report}", f"--chrome-path={CHROMIUM}"]
-    cmd += [f"--chrome-flags={CHROME_FLAGS}", "--no-enable-error-reporting"]  # no TTY, offline
-    cmd += [f"--only-categories={','.join(CATEGORIES)}", "--max-wait-for-load=30000", "--quiet"]
+    cmd = ["node", str(cli), url, "--output=json", f"--output-path={report}"]
+    cmd += [f"--chrome-path={app.CHROMIUM}", f"--chrome-flags={CHROME_FLAGS}"]
+    cmd += ["--no-enable-error-reporting", f"--only-categories={','.join(CATEGORIES)}"]
+    cmd += ["--max-wait-for-load=30000", "--quiet"]
     # Chromium's throwaway profile goes under TMPDIR: keep it in our temp dir.
     env = {**os.environ, "TMPDIR": str(tmp)}
+    error = ""
     with out.with_suffix(".log").open("wb") as log:
         # Own session: on a timeout, node and the Chromium it launched stop together.
         proc = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            proc.wait(timeout=timeout)
-            error = f"lighthouse exited {proc.returncode}" if proc.returncode else ""
+            if proc.wait(timeout=TIMEOUT):
+                error = f"lighthouse exited {proc.returncode}"
         except subprocess.TimeoutExpired:
-            error = f"timed out after {timeout:.0f}s"
+            error = f"timed out after {TIMEOUT}s"
         finally:
             app.stop_group(proc)
     lhr = json.loads(report.read_text()) if report.is_file() else {}
-    if lhr.get("runtimeError"):
-        error = error or f"{lhr['runtimeError'].get('code')}: {lhr['runtimeError'].get('message')}"
-    if not lhr:
-        error = error or "no report written"
-    return {**lhr, "error": error} if error else lhr
+    if not error and not lhr:
+        error = "no report written"
+    if not error and lhr.get("runtimeError"):
+        error = f"{lhr['runtimeError'].get('code')}: {lhr['runtimeError'].get('message')}"
+    return lhr | {"error": error}
 
 
 def scores(lhr: dict[str, Any]) -> dict[str, int | None]:
-    cats = lhr.get("categories", {})
-    return {
-        c: None if cats.get(c, {}).get("score") is None else round(cats[c]["score"] * 100)
-        for c in CATEGORIES
-    }
+    found = {}
+    for category in CATEGORIES:
+        score = lhr.get("categories", {}).get(category, {}).get("score")
+        found[category] = None if score is None else round(score * 100)
+    return found
 
 
 def losing_audits(lhr: dict[str, Any], category: str) -> list[str]:
@@ -97,75 +112,60 @@ def losing_audits(lhr: dict[str, Any], category: str) -> list[str]:
     for ref in lhr["categories"][category]["auditRefs"]:
         audit = lhr["audits"].get(ref["id"], {})
         score = audit.get("score")
-        if (
-            audit.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings")
-            and score is not None
-            and score < 1
-        ):
-            value = f" — {audit['displayValue']}" if audit.get("displayValue") else ""
-            items = len((audit.get("details") or {}).get("items") or [])
-            weight = ref.get("weight", 0)
-            line = f"{audit['id']} (score {score}, weight {weight:g}, {items} items){value}"
-            found.append((-ref.get("weight", 0), score, line))
+        scored = audit.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings")
+        if not scored or score is None or score >= 1:
+            continue
+        value = f" — {audit['displayValue']}" if audit.get("displayValue") else ""
+        items = len((audit.get("details") or {}).get("items") or [])
+        weight = ref.get("weight", 0)
+        line = f"{audit['id']} (score {score}, weight {weight:g}, {items} items){value}"
+        found.append((-weight, score, line))
     return [line for *_, line in sorted(found)]
 
 
-def measure(
-    cli: Path, base: str, key: str, path: str, args: argparse.Namespace, out: Path, tmp: Path
-) -> dict[str, Any]:
-    """``--runs`` runs of one page; the one with the median performance score (the other
+def measure(cli: Path, base: str, key: str, path: str, count: int, tmp: Path) -> dict[str, Any]:
+    """``count`` runs of one page; the one with the median performance score (the other
     categories do not move between runs)."""
     runs = []
-    for n in range(1, max(1, args.runs) + 1):
+    for n in range(1, count + 1):
         for retry in ("", "b"):  # one retry: on a busy machine Lighthouse may lose a trace
             t0 = time.monotonic()
-            lhr = run_lighthouse(cli, base + path, out / f"{key}.{n}{retry}", tmp, args.timeout)
-            got = lhr.get("error") or "  ".join(
-                f"{CATEGORIES[c]} {s}" for c, s in scores(lhr).items()
-            )
+            lhr = run_lighthouse(cli, base + path, tmp / "reports" / f"{key}.{n}{retry}", tmp)
+            got = lhr["error"] or "  ".join(f"{CATEGORIES[c]} {s}" for c, s in scores(lhr).items())
             index = lhr.get("environment", {}).get("benchmarkIndex")
-            if index and not lhr.get("error"):  # a low index: other work shared the CPU
+            if index and not lhr["error"]:  # a low index: other work shared the CPU
                 got += f"  (cpu index {index:.0f}, load {os.getloadavg()[0]:.1f})"
             print(f"  {key} {path:<30} #{n}{retry:<2} {time.monotonic() - t0:5.1f}s  {got}")
-            if not lhr.get("error") or "timed out" in lhr["error"]:
+            if not lhr["error"] or "timed out" in lhr["error"]:
                 break
         runs.append(lhr)
-    done = sorted(
-        (r for r in runs if not r.get("error")), key=lambda r: scores(r)["performance"] or 0
-    )
+    done = [r for r in runs if not r["error"]]
+    done.sort(key=lambda r: scores(r)["performance"] or 0)
     return done[len(done) // 2] if done else runs[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--strict", action="store_true", help=f"exit 1 if a score < {FLOOR}")
-    parser.add_argument("--out", type=Path, help="folder for the JSON reports (default: temp)")
-    parser.add_argument(
-        "--page", action="append", choices=list(PAGES), help="repeatable; default all"
-    )
+    parser.add_argument("--page", action="append", choices=list(PAGES), help="repeatable; all")
     parser.add_argument("--runs", type=int, default=1, help="runs per page; the median is kept")
-    parser.add_argument("--timeout", type=float, default=180, help="seconds per Lighthouse run")
     args = parser.parse_args(argv)
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    if not Path(app.CHROMIUM).exists():
+        raise SystemExit(f"{app.CHROMIUM} is missing: apt-get install chromium")
     cli = lighthouse_cli()
     app.on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="gallery-lighthouse-"))
-    out = args.out.resolve() if args.out else tmp / "reports"
-    out.mkdir(parents=True, exist_ok=True)
+    (tmp / "reports").mkdir()
     env = app.environment(tmp)
     print(f"Environment: {tmp} (DEBUG off, SQLite, own media, cache and static files)", flush=True)
-    results: dict[str, dict[str, Any]] = {}
+    results = {}
     try:
         app.setup(env)
         started = time.monotonic()
         with app.gunicorn(env, tmp, "--timeout", "60") as server:
             pages = {key: PAGES[key] for key in args.page or PAGES}
             if "case" in pages:
-                status, _, body = app.get(server.port, "/api/cases/", "application/json")
-                if status != 200 or not json.loads(body).get("results"):
-                    raise SystemExit(f"/api/cases/ answered {status} with no case")
-                pages["case"] = "/" + json.loads(body)["results"][0]["url"].split("/", 3)[3]
+                pages["case"] = app.first_case_path(server)
             # The first request to each worker imports the views and fills the page cache,
             # long done on a production server: four per page reach both workers.
             for path in pages.values():
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(f"{path} is not answering 200: nothing to measure.")
             print(f"Lighthouse {VERSION}, mobile, simulated throttling:", flush=True)
             for key, path in pages.items():
-                results[key] = measure(cli, server.base, key, path, args, out, tmp)
+                results[key] = measure(cli, server.base, key, path, max(1, args.runs), tmp)
         print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
     finally:
         # The reports and the server logs are kept; the throwaway site is not.
@@ -182,17 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         chromium = [p.name for p in tmp.glob("org.chromium.*")]
         for name in ("media", "cache", "staticfiles", *chromium):
             shutil.rmtree(tmp / name, ignore_errors=True)
-    return report(results, args.strict, out, tmp)
+    return report(results, args.strict, tmp)
 
 
-def report(results: dict[str, dict[str, Any]], strict: bool, out: Path, tmp: Path) -> int:
+def report(results: dict[str, dict[str, Any]], strict: bool, tmp: Path) -> int:
     rows = []
     for key, lhr in results.items():
-        marks = [
-            ("-" if s is None else str(s) + ("!" if s < FLOOR else ""))
-            for s in scores(lhr).values()
-        ]
-        rows.append([key, *marks, lhr.get("error", "")])
+        marks = []
+        for s in scores(lhr).values():
+            marks.append("-" if s is None else f"{s}{'!' if s < FLOOR else ''}")
+        rows.append([key, *marks, lhr["error"]])
     app.print_table(rows, ["page", *CATEGORIES.values(), ""])
     errored: dict[str, list[str]] = {}
     for key, lhr in results.items():
@@ -211,9 +210,8 @@ def report(results: dict[str, dict[str, Any]], strict: bool, out: Path, tmp: Pat
                 print(f"    - {line}")
         for audit in lhr.get("audits", {}).values():
             if audit.get("scoreDisplayMode") == "error":
-                errored.setdefault(
-                    f"{audit['id']}: {audit.get('errorMessage', '')[:160]}", []
-                ).append(key)
+                what = f"{audit['id']}: {audit.get('errorMessage', '')[:160]}"
+                errored.setdefault(what, []).append(key)
     if errored:
         # Lighthouse 12.2.3's trace engine cannot parse a newer Chromium's frame events: the
         # diagnostics built on it error out. They weigh 0, so the scores stand.
@@ -223,21 +221,20 @@ def report(results: dict[str, dict[str, Any]], strict: bool, out: Path, tmp: Pat
     log = (tmp / "access.log").read_text().splitlines()
     bad = [line for line in log if line.split('" ')[-1][:1] in ("4", "5")]
     if bad:
-        print(
-            f"\nServer answered {len(bad)} request(s) with an error status:\n  "
-            + "\n  ".join(bad[:20])
-        )
+        print(f"\nServer answered {len(bad)} request(s) with an error status:")
+        for line in bad[:20]:
+            print(f"  {line}")
     if os.getloadavg()[0] > (os.cpu_count() or 1):
         print(
             f"\nNote: load average {os.getloadavg()[0]:.1f}: other work shared the CPU, so "
             "total blocking time and performance are pessimistic."
         )
-    print(f"\nJSON reports: {out}\nServer logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
-    under = [
-        k
-        for k, lhr in results.items()
-        if lhr.get("error") or any((s or 0) < FLOOR for s in scores(lhr).values())
-    ]
+    print(f"\nJSON reports: {tmp / 'reports'}")
+    print(f"Server logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
+    under = []
+    for key, lhr in results.items():
+        if lhr["error"] or any((s or 0) < FLOOR for s in scores(lhr).values()):
+            under.append(key)
     if under:
         print(f"\n{len(under)} page(s) with a category below {FLOOR} or a failed run.")
     return 1 if strict and under else 0

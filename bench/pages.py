@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import secrets
 import statistics
@@ -16,7 +15,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import app
 
@@ -25,15 +23,15 @@ TARGET_PHONE_KB = 300.0  # bytes on the wire for a phone's initial view, at most
 TARGET_SLIDER_KB = 10.0  # compare.js, at most
 KB = 1000  # as DevTools counts
 SLIDER_JS = app.ROOT / "static" / "gallery" / "compare.js"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Root in a container (no sandbox), no GPU, no background calls adding bytes to the count.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update"]
-CHROMIUM_ARGS += ["--disable-sync", "--disable-quic"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3}
-PAIRS = [("list/cheapest", "list", "cheapest"), ("case/cheapest", "case", "cheapest")]
-PAIRS += [("list/static", "list", "static-list"), ("case/static", "case", "static-case")]
-PAIRS += [("static-list/cheapest", "static-list", "cheapest")]
+# (label, page, anchor): the ratio of their rates.
+PAIRS = [
+    ("list/cheapest", "list", "cheapest"),
+    ("case/cheapest", "case", "cheapest"),
+    ("list/static", "list", "static-list"),
+    ("case/static", "case", "static-case"),
+    ("static-list/cheapest", "static-list", "cheapest"),
+]
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Sample:
 def measure(server: app.Server, path: str, seconds: int, conns: int, bust: str = "") -> Sample:
     pids = server.workers()
     cpu0 = sum(map(app.cpu_seconds, pids))
-    load = app.wrk(server.base + path, seconds, conns, bust)
+    load = app.wrk_wait(app.wrk_start(server.base + path, seconds, conns, bust))
     return Sample(load, sum(map(app.cpu_seconds, pids)) - cpu0)
 
 
@@ -81,45 +79,35 @@ IMAGES_JS = """() => {
 }"""
 
 
-def phone_weights(base: str, paths: list[str]) -> list[PageWeight]:
-    """Debian's Chromium as a phone; a fresh context (empty HTTP cache) per page, loaded
-    until the network is idle. Lazy images it does not fetch do not count."""
-    from playwright.sync_api import sync_playwright
+def phone_weight(browser: Any, base: str, path: str) -> PageWeight:
+    """One page in a fresh context (empty HTTP cache), loaded until the network is idle.
+    Lazy images it does not fetch do not count."""
+    context = browser.new_context(is_mobile=True, has_touch=True, **PHONE)
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    weight = PageWeight(path)
+    kinds: dict[str, tuple[str, str]] = {}  # request id: resource type, Content-Encoding
 
-    weights = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            for path in paths:
-                context = browser.new_context(is_mobile=True, has_touch=True, **PHONE)
-                weight, info = PageWeight(path), {}
-                page = context.new_page()
-                cdp = context.new_cdp_session(page)
+    def on_response(e: dict) -> None:
+        headers = {k.lower(): v for k, v in e["response"]["headers"].items()}
+        kinds[e["requestId"]] = (e.get("type", "Other"), headers.get("content-encoding", "none"))
 
-                def on_response(e: dict, info: dict = info) -> None:
-                    headers = {k.lower(): v for k, v in e["response"]["headers"].items()}
-                    encoding = headers.get("content-encoding", "none")
-                    info[e["requestId"]] = (e.get("type", "Other"), encoding)
+    def on_finished(e: dict) -> None:
+        kind, encoding = kinds.get(e["requestId"], ("Other", ""))
+        weight.by_type[kind] += int(e["encodedDataLength"])
+        weight.count_by_type[kind] += 1
+        if kind == "Document":
+            weight.document = (int(e["encodedDataLength"]), encoding)
 
-                def on_finished(e: dict, w: PageWeight = weight, info: dict = info) -> None:
-                    kind, encoding = info.get(e["requestId"], ("Other", ""))
-                    w.by_type[kind] += int(e["encodedDataLength"])
-                    w.count_by_type[kind] += 1
-                    if kind == "Document":
-                        w.document = (int(e["encodedDataLength"]), encoding)
-
-                cdp.on("Network.responseReceived", on_response)
-                cdp.on("Network.loadingFinished", on_finished)
-                cdp.on("Network.loadingFailed", lambda e, w=weight: w.failed.append(str(e)))
-                cdp.send("Network.enable")
-                page.goto(base + path, wait_until="networkidle", timeout=30000)
-                page.wait_for_timeout(500)  # late CDP events
-                weight.images = page.evaluate(IMAGES_JS)
-                weights.append(weight)
-                context.close()
-        finally:
-            browser.close()
-    return weights
+    cdp.on("Network.responseReceived", on_response)
+    cdp.on("Network.loadingFinished", on_finished)
+    cdp.on("Network.loadingFailed", lambda e: weight.failed.append(str(e)))
+    cdp.send("Network.enable")
+    page.goto(base + path, wait_until="networkidle", timeout=30000)
+    page.wait_for_timeout(500)  # late CDP events
+    weight.images = page.evaluate(IMAGES_JS)
+    context.close()
+    return weight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-browser", action="store_true", help="skip the phone weight")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.duration = 1, 1
+        args.rounds = 1
+        args.duration = 1
     app.require_wrk()
     app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
@@ -150,10 +139,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     # WhiteNoise indexes STATIC_ROOT when a worker starts, so the static copies of the
     # pages must exist before the measured server starts: a first server renders them.
     with app.gunicorn(env, tmp, workers=1) as server:
-        status, _, body = app.get(server.port, "/api/cases/", "application/json")
-        if status != 200 or not json.loads(body)["results"]:
-            raise SystemExit(f"/api/cases/ answered {status} with no case")
-        case_path = urlsplit(json.loads(body)["results"][0]["url"]).path
+        case_path = app.first_case_path(server)
         targets = {"list": "/gallery/", "case": case_path, "cheapest": "/robots.txt"}
         pages = {name: app.get(server.port, targets[name])[2] for name in ("list", "case")}
     (tmp / "staticfiles" / "bench").mkdir(parents=True, exist_ok=True)
@@ -161,8 +147,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         (tmp / "staticfiles" / "bench" / f"{name}.html").write_bytes(html)
         targets[f"static-{name}"] = f"/static/bench/{name}.html"
 
-    rounds: list[tuple[str, dict[str, Sample]]] = []  # (the target measured first, samples)
-    res: dict[str, Any] = {"checks": [], "weights": [], "browser": "--no-browser"}
+    rounds = []  # (the target measured first, {target: Sample})
+    checks = []
+    weights = []
     with app.gunicorn(env, tmp, workers=args.workers) as server:
         print(f"gunicorn on {server.base}: {args.workers} sync workers; case page {case_path}")
         for name in ("list", "case"):
@@ -170,14 +157,17 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             copy = app.get(server.port, targets[f"static-{name}"])[2]
             same = "yes" if html == pages[name] == copy else "NO"
             hit = headers.get("x-cache", "miss")
-            res["checks"].append(f"{name}: view {len(html)} B (X-Cache {hit}), static copy")
-            res["checks"][-1] += f" {len(copy)} B, identical: {same}"
-        res["checks"].append(f"load average before the rounds: {app.loadavg()}")
+            checks.append(
+                f"{name}: view {len(html)} B (X-Cache {hit}), static copy {len(copy)} B, "
+                f"identical: {same}"
+            )
+        checks.append(f"load average before the rounds: {app.loadavg()}")
         for path in targets.values():  # warm-up: imports, templates, the page cache
             measure(server, path, 1, args.connections)
         names = list(targets)
         for r in range(args.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
+            shift = r % len(names)
+            order = names[shift:] + names[:shift]
             samples = {
                 n: measure(server, targets[n], args.duration, args.connections) for n in order
             }
@@ -185,20 +175,22 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             print(f"  round {r + 1}/{args.rounds} done", flush=True)
         # Last, since each miss writes a cache entry and the file cache culls a third of
         # its entries at 300; longer, since a miss takes far longer than a hit.
-        window, token = args.duration if args.quick else max(2, args.duration), secrets.token_hex(4)
-        res["busted"] = {
-            n: measure(server, targets[n], window, args.connections, token * (n in pages))
-            for n in names
-        }
-        res["checks"].append(f"load average after the rounds: {app.loadavg()} (other processes)")
-        if not args.no_browser and not Path(CHROMIUM).exists():
-            res["browser"] = f"Chromium not found at {CHROMIUM}"
-        elif not args.no_browser:
-            try:
-                res["weights"] = phone_weights(server.base, [targets["list"], case_path])
-            except Exception as exc:  # report, do not lose the load results
-                res["browser"] = f"{type(exc).__name__}: {exc}"
-    return report(args, rounds, res, pages)
+        window = args.duration if args.quick else max(2, args.duration)
+        token = secrets.token_hex(4)
+        busted = {}
+        for n in names:
+            bust = token if n in pages else ""
+            busted[n] = measure(server, targets[n], window, args.connections, bust)
+        checks.append(f"load average after the rounds: {app.loadavg()} (other processes)")
+        if not args.no_browser:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=app.CHROMIUM, args=app.CHROMIUM_ARGS)
+                weights = [phone_weight(browser, server.base, targets[n]) for n in pages]
+                browser.close()
+    print("\nChecks:\n  " + "\n  ".join(checks))
+    return report(args, rounds, busted, weights, pages)
 
 
 def kb(n: float) -> str:
@@ -221,34 +213,49 @@ def spread(values: list[float]) -> str:
     return f"{q1:.2f}-{q3:.2f}"
 
 
-def report(args: argparse.Namespace, rounds: list, res: dict[str, Any], pages: dict) -> int:
-    busted: dict[str, Sample] = res["busted"]
+def report(
+    args: argparse.Namespace,
+    rounds: list[tuple[str, dict[str, Sample]]],
+    busted: dict[str, Sample],
+    weights: list[PageWeight],
+    pages: dict[str, bytes],
+) -> int:
     names = list(busted)
-    print("\nChecks:\n  " + "\n  ".join(res["checks"]))
     print(
         f"\nRequests/second per round ({args.connections} connections, {args.duration} s per "
         f"target, gunicorn {args.workers} sync workers, warm page cache):"
     )
+    labelled = [(f"{i + 1} ({first} first)", s) for i, (first, s) in enumerate(rounds)]
     rows = []
-    labels = [f"{i + 1} ({first} first)" for i, (first, _) in enumerate(rounds)] + ["uncached"]
-    for label, s in zip(labels, [s for _, s in rounds] + [busted], strict=True):
-        rows.append([label, *(f"{s[n].rps:.0f}" for n in names)])
-        rows[-1] += [f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS]
-    app.print_table(rows, ["round", *names, *(p for p, _, _ in PAIRS)])
+    for label, s in [*labelled, ("uncached", busted)]:
+        rates = [f"{s[n].rps:.0f}" for n in names]
+        ratios = [f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS]
+        rows.append([label, *rates, *ratios])
+    app.print_table(rows, ["round", *names, *(label for label, _, _ in PAIRS)])
 
     print("\nPer target over all warm rounds (and the uncached round's list and case):")
-    rows = []
     groups = [(n, [s[n] for _, s in rounds]) for n in names]
-    for label, samples in groups + [(f"{n} uncached", [busted[n]]) for n in ("list", "case")]:
-        total, wall = sum((s.load for s in samples), app.Load(0)), len(samples) * args.duration
-        lat = [f"{app.quantile(total.hist, q) * 1000:.1f}" for q in (0.5, 0.95)]
-        hits = "-" if "static" in label else f"{100 * total.hits / max(1, total.requests):.0f}%"
+    groups += [(f"{n} uncached", [busted[n]]) for n in ("list", "case")]
+    rows = []
+    for label, samples in groups:
+        total = sum((s.load for s in samples), app.Load(0))
+        requests = max(1, total.requests)
+        hits = "-" if "static" in label else f"{100 * total.hits / requests:.0f}%"
+        server_cpus = statistics.median(s.server_cpu / s.load.seconds for s in samples)
         rows.append(
-            [label, f"{statistics.median(s.rps for s in samples):.0f}", *lat]
-            + [f"{total.body / max(1, total.requests) / KB:.1f}", hits]
-            + [f"{statistics.median(s.server_cpu / s.load.seconds for s in samples):.2f}"]
-            + [f"{statistics.median(s.cpu_ms for s in samples):.2f}"]
-            + [f"{total.client_cpu / wall:.2f}", str(total.requests), total.error_text()]
+            [
+                label,
+                f"{statistics.median(s.rps for s in samples):.0f}",
+                f"{app.quantile(total.hist, 0.5) * 1000:.1f}",
+                f"{app.quantile(total.hist, 0.95) * 1000:.1f}",
+                f"{total.body / requests / KB:.1f}",
+                hits,
+                f"{server_cpus:.2f}",
+                f"{statistics.median(s.cpu_ms for s in samples):.2f}",
+                f"{total.client_cpu / (len(samples) * args.duration):.2f}",
+                str(total.requests),
+                total.error_text(),
+            ]
         )
     head = ["target", "median req/s", "p50 ms", "p95 ms", "body kB", "cache hit", "server CPUs"]
     app.print_table(rows, [*head, "CPU ms/req", "client CPUs", "answers", "errors"])
@@ -258,36 +265,43 @@ def report(args: argparse.Namespace, rounds: list, res: dict[str, Any], pages: d
     )
 
     paired = {label: [ratio(s, a, b) for _, s in rounds] for label, a, b in PAIRS}
-    medians = {label: statistics.median(v) for label, v in paired.items()}
+    medians = {label: statistics.median(values) for label, values in paired.items()}
     verdicts = []
     for page in ("list", "case"):
         m = medians[f"{page}/cheapest"]
         name = f"{page} page / cheapest view, req/s (median of {len(rounds)} paired)"
         measured = f"{m:.2f}x (IQR {spread(paired[f'{page}/cheapest'])})"
         verdicts.append((name, measured, f">= {TARGET_PAGE_RATIO:.2f}x", m >= TARGET_PAGE_RATIO))
-    for w in res["weights"]:
+    for w in weights:
         total = sum(w.by_type.values())
-        ok = total <= TARGET_PHONE_KB * KB
-        verdicts.append((f"phone initial view {w.path}", kb(total), "<= 300 kB", ok))
-    if not res["weights"]:
-        verdicts += [
-            (f"phone initial view ({p})", res["browser"], "<= 300 kB", None) for p in pages
-        ]
+        verdicts.append(
+            (f"phone initial view {w.path}", kb(total), "<= 300 kB", total <= TARGET_PHONE_KB * KB)
+        )
+    if not weights:
+        for page in pages:
+            verdicts.append((f"phone initial view ({page})", "--no-browser", "<= 300 kB", None))
     raw = SLIDER_JS.read_bytes()
     name = (
         f"slider JS {SLIDER_JS.relative_to(app.ROOT)} (raw; gzip {kb(len(gzip.compress(raw, 9)))})"
     )
     verdicts.append((name, kb(len(raw)), "<= 10 kB", len(raw) <= TARGET_SLIDER_KB * KB))
 
-    if res["weights"]:
-        print_weights(res["weights"], pages)
+    if weights:
+        print_weights(weights, pages)
     print("\nAll ratios (page req/s / anchor req/s; targets only on the first two):")
-    rows = [
-        [label, f"{medians[label]:.2f}x", spread(paired[label])]
-        + [f"{statistics.median(ratio(s, a, b, True) for _, s in rounds):.2f}x"]
-        + [f"{ratio(busted, a, b):.2f}x", f"{ratio(busted, a, b, True):.2f}x"]
-        for label, a, b in PAIRS
-    ]
+    rows = []
+    for label, a, b in PAIRS:
+        by_cpu = statistics.median(ratio(s, a, b, by_cpu=True) for _, s in rounds)
+        rows.append(
+            [
+                label,
+                f"{medians[label]:.2f}x",
+                spread(paired[label]),
+                f"{by_cpu:.2f}x",
+                f"{ratio(busted, a, b):.2f}x",
+                f"{ratio(busted, a, b, by_cpu=True):.2f}x",
+            ]
+        )
     head = ["ratio", "warm median", "warm IQR", "warm by CPU", "uncached", "uncached by CPU"]
     app.print_table(rows, head)
     print(
@@ -295,21 +309,17 @@ def report(args: argparse.Namespace, rounds: list, res: dict[str, Any], pages: d
         "the ratio for a\n  server with the CPUs to itself. uncached: every request misses "
         "the page cache (a unique Accept)."
     )
-    print()
-    results = {True: "PASS", False: "FAIL", None: "SKIP"}
-    rows = [[name, m, t, results[ok]] for name, m, t, ok in verdicts]
-    app.print_table(rows, ["target", "measured", "target", "result"])
+    app.print_verdicts(verdicts, "target")
     return 1 if args.strict and any(ok is not True for *_, ok in verdicts) else 0
 
 
 def print_weights(weights: list[PageWeight], pages: dict[str, bytes]) -> None:
     print("\nPhone (390x844 @3x, fresh cache, until network idle), bytes on the wire:")
     types = sorted({t for w in weights for t in w.by_type})
-    rows = [
-        [w.path, *(f"{kb(w.by_type[t])} ({w.count_by_type[t]})" for t in types)]
-        + [kb(sum(w.by_type.values()))]
-        for w in weights
-    ]
+    rows = []
+    for w in weights:
+        cells = [f"{kb(w.by_type[t])} ({w.count_by_type[t]})" for t in types]
+        rows.append([w.path, *cells, kb(sum(w.by_type.values()))])
     app.print_table(rows, ["page", *types, "total"])
     for w, html in zip(weights, pages.values(), strict=True):
         size, encoding = w.document
@@ -319,8 +329,9 @@ def print_weights(weights: list[PageWeight], pages: dict[str, bytes]) -> None:
             f"  {w.path}: document {kb(size)} (Content-Encoding: {encoding}{gz}); images loaded "
             f"{i['loaded']} of {i['total']} ({i['above_fold']} start above the fold, {i['lazy']} "
             f"lazy; page {i['height']} CSS px tall)"
-            + "".join(f"\n    failed: {f}" for f in w.failed)
         )
+        for failure in w.failed:
+            print(f"    failed: {failure}")
 
 
 if __name__ == "__main__":

@@ -30,13 +30,17 @@ import app
 TARGET_RATIO = 1.5  # median at the large size / median at the small size, at most
 HIDDEN_FRACTION = 0.10  # share of all cases the publication rule must reject
 # The list unfiltered, the common filters, a sort, a second page, the JSON API.
-URLS = ["/gallery/", "/gallery/?fitzpatrick=4", "/gallery/?page=2", "/api/cases/?fitzpatrick=5"]
-URLS[2:2] = ["/gallery/?treatment=rf-microneedling&concern=acne-scars"]
-URLS[3:3] = ["/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions"]
+URLS = [
+    "/gallery/",
+    "/gallery/?fitzpatrick=4",
+    "/gallery/?treatment=rf-microneedling&concern=acne-scars",
+    "/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions",
+    "/gallery/?page=2",
+    "/api/cases/?fitzpatrick=5",
+]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
-OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/"]
-OTHER_URLS += ["/sitemap-cases.xml"]
+OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/", "/sitemap-cases.xml"]
 INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
 SCAN_NODES = INDEX_NODES | {"Seq Scan"}
 LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
@@ -55,12 +59,25 @@ def maintenance(url: str, statement: str, name: str) -> None:
 # Data: COPY through psycopg, ids chosen here so that the rows can refer to each other
 
 TOKEN = string.ascii_letters + string.digits
-AREAS = {"face": 30, "cheeks": 20, "forehead": 10, "neck": 8, "chest": 8, "abdomen": 8, "back": 6}
-AREAS |= {"arms": 4, "thighs": 4, "hands": 2}
+AREAS = [
+    "face",
+    "cheeks",
+    "forehead",
+    "neck",
+    "chest",
+    "abdomen",
+    "back",
+    "arms",
+    "thighs",
+    "hands",
+]
+AREA_WEIGHTS = [30, 20, 10, 8, 8, 8, 6, 4, 4, 2]
 DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
-PRACTITIONERS = [("Dr. Amara Okafor", "Consultant dermatologist")]
-PRACTITIONERS += [("Lena Brandt", "Registered nurse, aesthetic practitioner")]
-PRACTITIONERS += [("Dr. Tomás Rivera", "Dermatologist")]
+PRACTITIONERS = [
+    ("Dr. Amara Okafor", "Consultant dermatologist"),
+    ("Lena Brandt", "Registered nurse, aesthetic practitioner"),
+    ("Dr. Tomás Rivera", "Dermatologist"),
+]
 HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
 
 
@@ -89,55 +106,84 @@ class Generator:
         return self.rows
 
     def add_case(self, kind: str) -> None:
-        rng, now, i = self.rng, self.now, self.next_id
+        rng = self.rng
+        i = self.next_id
         self.next_id += 1
-        published = now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
+        published = self.now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
         signed = published - timedelta(days=rng.randint(7, 60))
-        expires = now + timedelta(days=rng.randint(30, 3 * 365))
+        expires = self.now + timedelta(days=rng.randint(30, 3 * 365))
         withdrawn = None
         if kind == "expired":
-            expires = now - timedelta(days=rng.randint(1, 300))
+            expires = self.now - timedelta(days=rng.randint(1, 300))
             signed = min(signed, expires - timedelta(days=30))
         if kind == "withdrawn":
-            withdrawn = now - timedelta(days=rng.randint(0, 20))
+            withdrawn = self.now - timedelta(days=rng.randint(0, 20))
             signed = min(signed, withdrawn - timedelta(days=1))
-        deidentified, name = rng.random() < 0.2, f"Synthetic patient {i}"
-        patient = {"id": i, "reference": f"SCALE-{i:07d}", "full_name": name}
-        self.rows["patients"].append(patient | {"created_at": signed})
-        consent = {"id": i, "patient_id": i, "form_id": self.form, "signed_at": signed}
-        consent |= {"allow_website": kind != "no_website", "allow_education": rng.random() < 0.5}
-        # De-identified cases only need a consent to de-identified photos.
-        consent |= {"identifiable": not deidentified or rng.random() < 0.5, "signed_by_name": name}
-        consent |= {"patient_is_adult": True, "expires_at": expires, "recorded_at": signed}
-        consent |= {"withdrawn_at": withdrawn, "withdrawal_channel": "staff" if withdrawn else ""}
-        self.rows["consents"].append(consent)
+        deidentified = rng.random() < 0.2
+        name = f"Synthetic patient {i}"
+        self.rows["patients"].append(
+            {"id": i, "reference": f"SCALE-{i:07d}", "full_name": name, "created_at": signed}
+        )
+        self.rows["consents"].append(
+            {
+                "id": i,
+                "patient_id": i,
+                "form_id": self.form,
+                "signed_at": signed,
+                "allow_website": kind != "no_website",
+                "allow_education": rng.random() < 0.5,
+                # De-identified cases only need a consent to de-identified photos.
+                "identifiable": not deidentified or rng.random() < 0.5,
+                "signed_by_name": name,
+                "patient_is_adult": True,
+                "expires_at": expires,
+                "recorded_at": signed,
+                "withdrawn_at": withdrawn,
+                "withdrawal_channel": "staff" if withdrawn else "",
+            }
+        )
         # The draws in a fixed order: the same seed gives the same cases.
-        draft, treatment = kind == "draft", rng.choice(self.treatments)
+        draft = kind == "draft"
+        treatment = rng.choice(self.treatments)
         practitioner, credentials = rng.choice(PRACTITIONERS)
         public_id = self.token(10)
         while public_id in self.public_ids:
             public_id = self.token(10)
         self.public_ids.add(public_id)
-        case = {"id": i, "public_id": public_id, "treatment_id": treatment, "patient_id": i}
-        case |= {"body_area": rng.choices(list(AREAS), list(AREAS.values()))[0]}
-        case |= {"fitzpatrick": rng.randint(1, 6), "consent_id": i, "deidentified": deidentified}
-        case |= {"skin_type": rng.choice(["normal", "dry", "oily", "combination", "sensitive"])}
-        case |= {"needle_depth_mm": rng.choice(DEPTHS), "session_count": rng.randint(1, 8)}
-        case |= {"session_interval_weeks": rng.choice([4, 4, 6])}
-        case |= {"weeks_after_last_session": 4 + rng.choice([0, 2, 4, 8, 12])}
-        case |= {"practitioner": practitioner, "practitioner_credentials": credentials}
-        case |= {"device": "Synthetic pen" if treatment == self.treatments[0] else "RF"}
-        case |= {"aftercare_notes": "Gentle cleanser, moisturiser and SPF 50 for two weeks."}
-        case |= {"side_effects_notes": "Redness for two days after each session."}
-        case |= {"sensitive": rng.random() < 0.03, "created_by_id": self.reviewer}
-        case |= {"status": "draft" if draft else "published", "updated_at": published}
-        case |= {"reviewed_by_id": None if draft else self.reviewer}
-        case |= {"published_at": None if draft else published}
-        self.rows["cases"].append(case | {"created_at": signed + timedelta(days=1)})
+        self.rows["cases"].append(
+            {
+                "id": i,
+                "public_id": public_id,
+                "treatment_id": treatment,
+                "patient_id": i,
+                "body_area": rng.choices(AREAS, AREA_WEIGHTS)[0],
+                "fitzpatrick": rng.randint(1, 6),
+                "consent_id": i,
+                "deidentified": deidentified,
+                "skin_type": rng.choice(["normal", "dry", "oily", "combination", "sensitive"]),
+                "needle_depth_mm": rng.choice(DEPTHS),
+                "session_count": rng.randint(1, 8),
+                "session_interval_weeks": rng.choice([4, 4, 6]),
+                "weeks_after_last_session": 4 + rng.choice([0, 2, 4, 8, 12]),
+                "practitioner": practitioner,
+                "practitioner_credentials": credentials,
+                "device": "Synthetic pen" if treatment == self.treatments[0] else "RF",
+                "aftercare_notes": "Gentle cleanser, moisturiser and SPF 50 for two weeks.",
+                "side_effects_notes": "Redness for two days after each session.",
+                "sensitive": rng.random() < 0.03,
+                "created_by_id": self.reviewer,
+                "status": "draft" if draft else "published",
+                "updated_at": published,
+                "reviewed_by_id": None if draft else self.reviewer,
+                "published_at": None if draft else published,
+                "created_at": signed + timedelta(days=1),
+            }
+        )
         # One concern, a second for a third of the cases (as the demo seed does).
         for concern in rng.sample(self.concerns, 2 if rng.random() < 1 / 3 else 1):
-            through = {"id": self.next_through, "case_id": i, "concern_id": concern}
-            self.rows["concerns"].append(through)
+            self.rows["concerns"].append(
+                {"id": self.next_through, "case_id": i, "concern_id": concern}
+            )
             self.next_through += 1
         rendered = kind != "unrendered"
         for role in ("before", "after"):
@@ -145,17 +191,33 @@ class Generator:
             renditions = []
             for w in (480, 960, 1600):
                 for fmt, ext in (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg")):
-                    name = f"renditions/{key}/{w}.{ext}"
-                    size = {"height": w * 3 // 4, "bytes": rng.randint(20_000, 400_000)}
-                    renditions.append({"format": fmt, "width": w, **size, "name": name})
-            photo = {"id": self.next_photo, "case_id": i, "role": role, "view": "front"}
-            photo |= {"original": f"originals/{self.token(32)}", "original_format": "jpeg"}
-            photo |= {"sha256": self.token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
-            photo |= {"renditions": renditions if rendered else [], "taken_at": signed}
-            photo |= {"rendered_at": published if rendered else None, "created_at": signed}
-            # Only a publicly visible case has copies in public storage.
+                    renditions.append(
+                        {
+                            "format": fmt,
+                            "width": w,
+                            "height": w * 3 // 4,
+                            "bytes": rng.randint(20_000, 400_000),
+                            "name": f"renditions/{key}/{w}.{ext}",
+                        }
+                    )
             self.rows["photos"].append(
-                photo | {"public_key": self.token(22) if kind == "public" else ""}
+                {
+                    "id": self.next_photo,
+                    "case_id": i,
+                    "role": role,
+                    "view": "front",
+                    "original": f"originals/{self.token(32)}",
+                    "original_format": "jpeg",
+                    "sha256": self.token(64, "0123456789abcdef"),
+                    "width": 4000,
+                    "height": 3000,
+                    "renditions": renditions if rendered else [],
+                    "taken_at": signed,
+                    "rendered_at": published if rendered else None,
+                    "created_at": signed,
+                    # Only a publicly visible case has copies in public storage.
+                    "public_key": self.token(22) if kind == "public" else "",
+                }
             )
             self.next_photo += 1
 
