@@ -10,7 +10,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from clinic.validators import validate_patient_reference
-from consent.signals import consent_changed, consent_superseded
+from consent.signals import consent_changed, consent_changing
 
 
 class Patient(models.Model):
@@ -313,6 +313,7 @@ class Consent(models.Model):
             actor=self.withdrawn_by,
             details={"channel": channel, **(details or {})},
         )
+        consent_changing.send(sender=Consent, consent=self, superseded=())
         transaction.on_commit(
             lambda: consent_changed.send(sender=Consent, consent=self, reason="withdrawn")
         )
@@ -438,7 +439,7 @@ def record_consent(
 ) -> Consent:
     """Record a signed consent with its signature or scan. In the same transaction it
     supersedes the patient's earlier consents that were neither withdrawn nor superseded
-    (their rows and history are kept), and ``consent_superseded`` moves their records
+    (their rows and history are kept), and ``consent_changing`` moves their records
     under it, so the patient's latest choices count from the moment this commits.
 
     An older consent recorded after a newer one (an import of paper history) is born
@@ -482,10 +483,9 @@ def record_consent(
             else:
                 superseded = open_
                 _supersede(open_, consent, recorded_by)
-                if superseded:
-                    consent_superseded.send(
-                        sender=Consent, consent=consent, superseded=[c.pk for c in superseded]
-                    )
+            consent_changing.send(
+                sender=Consent, consent=consent, superseded=[c.pk for c in superseded]
+            )
             transaction.on_commit(
                 lambda: consent_changed.send(
                     sender=Consent,

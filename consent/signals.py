@@ -8,9 +8,10 @@ from django.dispatch import Signal
 # Arguments: consent (the Consent), reason ("withdrawn", "expired", "granted", …).
 consent_changed = Signal()
 
-# Sent *inside* the transaction that records a consent superseding earlier ones, so that
-# the records under the old consents move under the new one in that same transaction
-# (a crash can then never leave a case under a consent that no longer speaks for the
-# patient). Receivers do database work only; an exception rolls the new consent back.
-# Arguments: consent (the new Consent), superseded (ids of the consents it replaced).
-consent_superseded = Signal()
+# Sent *inside* the transaction that changes a consent's standing (a consent recorded,
+# superseding earlier ones; a consent withdrawn), so that the records under it follow in
+# that same transaction: a crash after the commit can then never leave a case under a
+# consent that no longer speaks for the patient, nor listed as public. Receivers do
+# database work only; an exception rolls the change back.
+# Arguments: consent (the Consent), superseded (ids of the consents it replaced, or ()).
+consent_changing = Signal()

@@ -11,7 +11,7 @@ class GalleryConfig(AppConfig):
         from PIL import Image
 
         from consent import hooks
-        from consent.signals import consent_changed, consent_superseded
+        from consent.signals import consent_changed, consent_changing
         from gallery import erasure, images, receivers
 
         images.register_heif()
@@ -19,8 +19,8 @@ class GalleryConfig(AppConfig):
         # turns the warning into a refusal, so the cap is the clinic's pixel limit.
         Image.MAX_IMAGE_PIXELS = settings.PHOTO_MAX_PIXELS
         consent_changed.connect(receivers.consent_changed, dispatch_uid="gallery-consent")
-        consent_superseded.connect(
-            receivers.consent_superseded, dispatch_uid="gallery-consent-superseded"
+        consent_changing.connect(
+            receivers.consent_changing, dispatch_uid="gallery-consent-changing"
         )
         hooks.register(receivers.held_cases)
         hooks.register_eraser(erasure.erase_cases)

@@ -6,17 +6,21 @@ from gallery.models import Case
 from gallery.publication import sync_cases
 
 
-def consent_superseded(sender, consent, superseded, **kwargs) -> None:
-    """Inside the transaction that records a new consent: the cases under the consents it
-    replaces move under it, so the patient's latest choices count from its commit."""
+def consent_changing(sender, consent, superseded=(), **kwargs) -> None:
+    """Inside the transaction that changes a consent's standing: the cases under the
+    consents it replaces move under it, and the listing follows the rule for every case
+    under it, so the list and its counts are right from the commit on, whether or not the
+    after-commit work (public files) runs."""
     from gallery.cache import new_generation
+    from gallery.listing import sync_listing
 
-    Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
-        consent=consent
-    )
-    # Cached pages may show these cases under the old scope: renew the generation now and
-    # again on commit, so that even if the after-commit work (files, listing) never runs,
-    # no cached page outlives the change by more than this transaction's last moments.
+    if superseded:
+        Case.objects.filter(consent_id__in=superseded, patient_id=consent.patient_id).update(
+            consent=consent
+        )
+    sync_listing(Case.objects.filter(consent=consent).values_list("pk", flat=True))
+    # Cached pages may show these cases: renew the generation now and again on commit, so
+    # that no cached page outlives the change by more than this transaction's last moments.
     new_generation()
     transaction.on_commit(new_generation)
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gallery.comparability import interval_problems, missing_facts, pair_checks
+from gallery.listing import sync_listing
 from gallery.models import Case
 from gallery.publication import sync_public_files
 
@@ -110,6 +111,9 @@ def _move(case: Case, action: str, **fields) -> Case:
     if not updated:
         raise WorkflowError([REFUSED_FROM[action] + " Someone changed it just now; reload."])
     case_id = case.pk
+    # The listing follows in the same transaction: the list and its counts are right from
+    # the commit on, even if the after-commit work never runs.
+    sync_listing([case_id])
     transaction.on_commit(lambda: sync_public_files(case_id))
     case.status = step.target
     for name, value in fields.items():
