@@ -2,7 +2,8 @@
 
 The comparability check follows what the SEPIA photo standard asks of before/after photos
 (same light, position, zoom and expression): it compares the two renditions of each pair
-for exposure, colour cast and sharpness, and the two crops for scale. Each difference
+for exposure, colour cast, sharpness and alignment (feature matching, as the pair
+crop was lined up), and the two crops for scale. Each difference
 beyond a threshold becomes a plain warning; a reviewer must write why to publish anyway.
 """
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 from django.core.files.storage import storages
 from PIL import Image, ImageFilter, ImageStat
 
+from gallery import alignment
 from gallery.models import Case, Photo
 
 # Thresholds, chosen so that two photos of the same subject under the same light pass
@@ -21,12 +23,18 @@ EXPOSURE_STOPS = 0.5  # mean brightness ratio of 2^0.5 ≈ 1.41
 COLOUR_CAST = 0.12  # difference of the red/blue balance
 SHARPNESS_RATIO = 1.8  # ratio of edge energy
 SCALE_RATIO = 1.35  # ratio of the crops' sizes in the originals
+# Residual misalignment of the two renditions: a shift of any point by more than this
+# share of the width, or a turn of more than this many degrees, shows in the slider.
+MISALIGNMENT = 0.02
+MISROTATION = 2.0
 
 
 @dataclass(frozen=True)
 class PairCheck:
     view: str
     warnings: list[str]
+    # The measured residual misalignment, as a sentence ("" when not measured).
+    alignment: str = ""
 
 
 def _small(photo: Photo) -> Image.Image | None:
@@ -93,6 +101,52 @@ def scale_warning(before: Photo, after: Photo) -> str | None:
     return None
 
 
+def _for_alignment(photo: Photo) -> Image.Image | None:
+    """The largest JPEG rendition no wider than the matcher's copies, in greyscale."""
+    jpegs = [r for r in photo.renditions if r["format"] == "jpeg"]
+    if not jpegs:
+        return None
+    fitting = [r for r in jpegs if r["width"] <= alignment.LONGEST] or jpegs
+    try:
+        with storages["default"].open(max(fitting, key=lambda r: r["width"])["name"], "rb") as f:
+            im = Image.open(io.BytesIO(f.read())).convert("L")
+    except OSError:
+        return None
+    im.thumbnail((alignment.LONGEST, alignment.LONGEST))
+    return im
+
+
+def measure_alignment(before: Image.Image, after: Image.Image) -> tuple[str, str | None]:
+    """How well two renditions of a pair line up: a sentence, and a warning when they
+    do not (or cannot be lined up at all)."""
+    sim = alignment.estimate(before, after)
+    if sim is None:
+        return "Could not align.", (
+            "Alignment: could not align these photos; they have too little in common to "
+            "match. Check both show the same area, and line them up with the crop."
+        )
+    width = before.width
+    shift = sim.displacement(width, before.height)
+    measured = (
+        f"Aligned to within {shift:.0f} px ({shift / width:.1%} of the width) "
+        f"and {abs(sim.rotation):.1f}° of rotation."
+    )
+    if shift > MISALIGNMENT * width or abs(sim.rotation) > MISROTATION:
+        return measured, (
+            f"Alignment: the two photos are out of line by up to {shift:.0f} px "
+            f"({shift / width:.1%} of the width) and {abs(sim.rotation):.1f}° of rotation. "
+            "Adjust the crop so they line up, or retake from the same position."
+        )
+    return measured, None
+
+
+def alignment_check(before: Photo, after: Photo) -> tuple[str, str | None]:
+    images = _for_alignment(before), _for_alignment(after)
+    if images[0] is None or images[1] is None:
+        return "", None
+    return measure_alignment(*images)
+
+
 def pair_checks(case: Case) -> list[PairCheck]:
     results = []
     for before, after in case.complete_pairs():
@@ -111,7 +165,10 @@ def pair_checks(case: Case) -> list[PairCheck]:
         warnings = compare(small_before, small_after)
         if scale := scale_warning(before, after):
             warnings.append(scale)
-        results.append(PairCheck(before.get_view_display(), warnings))
+        measured, misaligned = alignment_check(before, after)
+        if misaligned:
+            warnings.append(misaligned)
+        results.append(PairCheck(before.get_view_display(), warnings, measured))
     return results
 
 

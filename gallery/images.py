@@ -356,6 +356,7 @@ def render_crop(
     sizes: list[tuple[int, int]],
     formats=RENDITION_FORMATS,
     watermark: str = "",
+    rotation: float = 0.0,
 ) -> list[tuple[str, int, int, bytes]]:
     """Render ``crop`` of an image at each of ``sizes`` in each format.
 
@@ -363,6 +364,10 @@ def render_crop(
     DCT scale that still covers the largest output (JPEG draft), crop, downscale,
     orient, convert to sRGB, copy the pixels into a fresh image (which drops every
     metadata block), encode.
+
+    ``rotation`` (degrees, clockwise on the upright image) turns the crop rectangle about
+    its centre: the region around the turned rectangle is decoded and scaled as above,
+    then resampled once more so that the rectangle comes out upright.
     """
     largest_w, largest_h = max(sizes)
     with Image.open(fp, formats=OPEN_FORMATS) as im:
@@ -373,6 +378,13 @@ def render_crop(
         upright = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
         box_up = crop.pixels(*upright)
         scale = largest_w / max(1, box_up[2] - box_up[0])
+        turn = None
+        if rotation:
+            turn = _turned_box(box_up, upright, rotation)
+            box_up = turn[0]
+            # The region around the turned crop, at the crop's output scale.
+            largest_w = max(1, math.ceil((box_up[2] - box_up[0]) * scale))
+            largest_h = max(1, math.ceil((box_up[3] - box_up[1]) * scale))
         if im.format in ("JPEG", "MPO") and scale < 1:
             # DCT scaling: decode at 1/2, 1/4 or 1/8 when that still covers the output.
             im.draft("RGB", (math.ceil(raw_w * scale), math.ceil(raw_h * scale)))
@@ -393,6 +405,8 @@ def render_crop(
     for op in _TRANSPOSE.get(orientation, []):
         big = big.transpose(op)
     big = _to_srgb(big, icc)
+    if turn is not None:
+        big = _turn(big, turn, max(sizes), rotation)
     # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing data.
     clean = Image.new("RGB", big.size)
     clean.paste(big)
@@ -411,6 +425,42 @@ def render_crop(
             frame.save(buf, format=fmt.upper(), **ENCODE_OPTIONS[fmt])
             out.append((fmt, width, height, buf.getvalue()))
     return out
+
+
+def _turned_box(box, upright: tuple[int, int], rotation: float):
+    """The upright region a crop ``box`` turned by ``rotation`` about its centre covers
+    (clamped to the image), with the crop's centre and size: what ``_turn`` needs."""
+    x0, y0, x1, y1 = box
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+    c, s = abs(math.cos(math.radians(rotation))), abs(math.sin(math.radians(rotation)))
+    ex, ey = (c * w + s * h) / 2, (s * w + c * h) / 2
+    region = (
+        max(0, math.floor(cx - ex)),
+        max(0, math.floor(cy - ey)),
+        min(upright[0], math.ceil(cx + ex)),
+        min(upright[1], math.ceil(cy + ey)),
+    )
+    return region, (cx, cy, w, h)
+
+
+def _turn(region: Image.Image, turn, size: tuple[int, int], rotation: float) -> Image.Image:
+    """Cut the turned crop out of its rendered ``region``, upright, at ``size``."""
+    (rx0, ry0, rx1, ry1), (cx, cy, w, h) = turn
+    out_w, out_h = size
+    sx, sy = region.width / max(1, rx1 - rx0), region.height / max(1, ry1 - ry0)
+    kx, ky = w / out_w, h / out_h  # original pixels per output pixel
+    cos, sin = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    # Output pixel (u, v) samples the original at centre + R(rotation) · offset.
+    a, b = sx * kx * cos, -sx * ky * sin
+    d, e = sy * kx * sin, sy * ky * cos
+    x = sx * (cx - rx0) - a * out_w / 2 - b * out_h / 2
+    y = sy * (cy - ry0) - d * out_w / 2 - e * out_h / 2
+    return region.transform(
+        (out_w, out_h),
+        Image.Transform.AFFINE,
+        (a, b, x, d, e, y),
+        resample=Image.Resampling.BICUBIC,
+    )
 
 
 def _watermarked(im: Image.Image, text: str) -> Image.Image:
@@ -433,6 +483,25 @@ def upright_thumbnail(fp: BinaryIO, width: int = 480) -> Image.Image:
         im = ImageOps.exif_transpose(im)
         im.thumbnail((width, width * 4))
         return _to_srgb(im, im.info.get("icc_profile"))
+
+
+def upright_grey(fp: BinaryIO, longest: int = 1000) -> tuple[Image.Image, tuple[int, int]]:
+    """A small upright greyscale copy (longest side at most ``longest``) for feature
+    matching, and the upright size of the full image. Never used for public output."""
+    with Image.open(fp, formats=OPEN_FORMATS) as im:
+        orientation = im.getexif().get(0x0112, 1)
+        raw_w, raw_h = im.size
+        full = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
+        k = longest / max(raw_w, raw_h)
+        if im.format in ("JPEG", "MPO") and k < 1:
+            # DCT scaling and the luma channel only: the cheapest decode there is.
+            im.draft("L", (math.ceil(raw_w * k), math.ceil(raw_h * k)))
+        im = ImageOps.exif_transpose(im)
+        if im.mode not in ("L", "RGB", "RGBA", "CMYK"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        grey = im.convert("L")
+        grey.thumbnail((longest, longest), Image.Resampling.BILINEAR)
+        return grey, full
 
 
 def crop_at(width: int, height: int, aspect: float, zoom: float, cx: float, cy: float) -> Crop:

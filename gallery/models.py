@@ -452,6 +452,10 @@ class Photo(models.Model):
     crop_top = models.FloatField(null=True, blank=True)
     crop_width = models.FloatField(null=True, blank=True)
     crop_height = models.FloatField(null=True, blank=True)
+    # Degrees the crop rectangle is turned about its centre (clockwise on the upright
+    # original), so an after photo taken at a slight tilt lines up with its before photo.
+    # None: not turned. Set by the automatic pair alignment.
+    rotation = models.FloatField(null=True, blank=True)
     alt_text = models.CharField(max_length=300, blank=True)
     # Built renditions, kept in private storage: [{"format", "width", "height", "name", "bytes"}].
     renditions = models.JSONField(default=list, blank=True)
@@ -482,6 +486,10 @@ class Photo(models.Model):
                     crop_height__lte=1,
                 ),
                 name="gallery_photo_crop_inside",
+            ),
+            models.CheckConstraint(
+                condition=Q(rotation__isnull=True) | Q(rotation__gte=-45, rotation__lte=45),
+                name="gallery_photo_rotation_small",
             ),
         ]
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.tasks import task
 from django.utils import timezone
 
-from gallery import images
+from gallery import alignment, images
 from gallery.cache import new_generation
 from gallery.listing import sync_listing
 from gallery.models import Case, Photo, public_name
@@ -170,6 +170,72 @@ def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -
     build_case_renditions.enqueue(photo.case_id, photo.view)
 
 
+def align_pair(before: Photo, after: Photo) -> None:
+    """Line the after photo up with the before photo, when staff have not cropped the pair.
+
+    The after photo's crop becomes the before crop carried through the similarity found by
+    feature matching (``gallery.alignment``), turned by its rotation; the before photo
+    keeps its crop (a staff crop, say a de-identifying one, is only ever shrunk). A pair
+    that cannot be aligned keeps the default crop: the comparability check reports it.
+    Reads the originals, so it runs outside any transaction; the crops are stored only if
+    no staff crop arrived meanwhile.
+    """
+    if after.crop_left is not None:
+        return
+    try:
+        greys = []
+        for photo in (before, after):
+            with private_storage().open(photo.original.name, "rb") as fp:
+                greys.append(images.upright_grey(fp, alignment.LONGEST)[0])
+        sim = alignment.estimate(
+            greys[0], greys[1], (before.width, before.height), (after.width, after.height)
+        )
+    except Exception:
+        # Alignment is an improvement, never a reason to leave a pair unrendered.
+        log.exception("Could not align photos %s and %s", before.pk, after.pk)
+        return
+    if sim is None:
+        log.info("Could not align photos %s and %s: too little in common", before.pk, after.pk)
+        return
+    start, start_after = pair_crops(before, after)
+    aligned = alignment.aligned_crops(
+        sim, (before.width, before.height), (after.width, after.height), start, start_after
+    )
+    if aligned is None:
+        return
+    fields = {
+        before: {**_crop_fields(aligned.before), "rotation": before.rotation},
+        after: {**_crop_fields(aligned.after), "rotation": aligned.rotation},
+    }
+    with transaction.atomic():
+        updated = Photo.objects.filter(pk=after.pk, crop_left__isnull=True).update(**fields[after])
+        if updated:
+            updated = Photo.objects.filter(
+                pk=before.pk, crop_left=before.crop_left, crop_width=before.crop_width
+            ).update(**fields[before])
+        if not updated:
+            # Staff cropped the pair while it was being aligned: theirs stands.
+            transaction.set_rollback(True)
+    if updated:
+        for photo in (before, after):
+            for name, value in fields[photo].items():
+                setattr(photo, name, value)
+    else:
+        for photo in (before, after):
+            photo.refresh_from_db(
+                fields=["crop_left", "crop_top", "crop_width", "crop_height", "rotation"]
+            )
+
+
+def _crop_fields(crop: images.Crop) -> dict[str, float]:
+    return {
+        "crop_left": crop.left,
+        "crop_top": crop.top,
+        "crop_width": crop.width,
+        "crop_height": crop.height,
+    }
+
+
 def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[dict]]:
     """Render each photo's crop at the group's shared sizes into private storage."""
     boxes = []
@@ -185,7 +251,11 @@ def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[di
         for photo, crop in zip(photos, crops, strict=True):
             with private_storage().open(photo.original.name, "rb") as fp:
                 outputs = images.render_crop(
-                    fp, crop, sizes, watermark=settings.GALLERY_WATERMARK_TEXT
+                    fp,
+                    crop,
+                    sizes,
+                    watermark=settings.GALLERY_WATERMARK_TEXT,
+                    rotation=photo.rotation or 0.0,
                 )
             token = secrets.token_urlsafe(16)
             entries = []
@@ -231,6 +301,7 @@ def build_renditions(case: Case, view: str | None = None) -> None:
     for roles in by_view.values():
         if "before" in roles and "after" in roles:
             group = [roles["before"], roles["after"]]
+            align_pair(*group)
             crops = list(pair_crops(*group))
         else:
             group = list(roles.values())
