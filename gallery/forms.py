@@ -19,6 +19,26 @@ class FitzpatrickWidget(forms.RadioSelect):
 class CaseForm(forms.ModelForm):
     """Every fact of a case, with widgets that work with a finger on a tablet."""
 
+    # The form's parts, in order, as the page shows them.
+    SECTIONS = [
+        ("Patient", ["consent"]),
+        ("Treatment and skin", ["treatment", "concerns", "body_area", "fitzpatrick", "skin_type"]),
+        (
+            "Sessions",
+            [
+                "needle_depth_mm",
+                "zone_depths",
+                "session_count",
+                "session_interval_weeks",
+                "last_session_on",
+                "weeks_after_last_session",
+            ],
+        ),
+        ("Practitioner", ["practitioner", "practitioner_credentials", "device"]),
+        ("Notes", ["aftercare_notes", "side_effects_notes", "testimonial"]),
+        ("Photos in the gallery", ["deidentified", "sensitive"]),
+    ]
+
     class Meta:
         model = Case
         fields = [
@@ -79,6 +99,11 @@ class CaseForm(forms.ModelForm):
         self.fields["fitzpatrick"].choices = FITZPATRICK_CHOICES
         self.fields["concerns"].queryset = Concern.objects.order_by("name")
         self.fields["treatment"].empty_label = None
+        # Radio buttons need no empty choice: no button checked is the empty answer.
+        self.fields["skin_type"].choices = Case.SkinType.choices
+
+    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]
 
     def clean(self):
         data = super().clean()

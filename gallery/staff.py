@@ -6,7 +6,7 @@ import logging
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinic.access import private_file_response, staff_required
 from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
-from gallery.comparability import interval_problems, missing_facts, pair_checks
+from gallery.comparability import REQUIRED_FACTS, interval_problems, missing_facts, pair_checks
 from gallery.forms import CaseForm, CropForm, PhotoUploadForm
 from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
@@ -68,27 +68,97 @@ def photo_preview(request: HttpRequest, pk: int, width: int, fmt: str) -> HttpRe
     raise Http404
 
 
+def _thumbnail(photo: Photo | None) -> dict | None:
+    """The smallest JPEG rendition of a photo, for a staff preview, or None."""
+    jpegs = [r for r in (photo.renditions if photo else []) if r["format"] == "jpeg"]
+    if not jpegs:
+        return None
+    smallest = min(jpegs, key=lambda r: r["width"])
+    return {"pk": photo.pk, "width": smallest["width"], "height": smallest["height"]}
+
+
+def next_action(user, case: Case) -> str:
+    """What someone has to do next with a case, in the words of the dashboard.
+    Uses prefetched photos and concerns: no query of its own."""
+    photos = list(case.photos.all())
+    if case.status == Case.Status.DRAFT:
+        if case.review_comment:
+            return "Fix what the reviewer asked"
+        roles = {p.role for p in photos}
+        if Photo.Role.BEFORE not in roles:
+            return "Add the before photo"
+        if Photo.Role.AFTER not in roles:
+            return "Add the after photo"
+        if any(p.rendered_at is None for p in photos):
+            return "Wait for the previews"
+        if not case.complete_pairs():
+            return "Add a before and an after photo of the same view"
+        if not case.concerns.all() or any(
+            getattr(case, field) in (None, "") for field, _ in REQUIRED_FACTS
+        ):
+            return "Fill in the missing facts"
+        return "Submit for review"
+    if case.status == Case.Status.REVIEW:
+        if user.has_perm("gallery.publish_case"):
+            return "Review and publish"
+        return "Waiting for the reviewer"
+    if case.status == Case.Status.PUBLISHED:
+        return "Check the public page"
+    return "Reopen to change it"
+
+
+def _dashboard_cards(user, cases) -> list[dict]:
+    """Patient, treatment, status, a before/after thumbnail and the next step of each case."""
+    cards = []
+    for case in cases:
+        photos = list(case.photos.all())
+        pair = case.complete_pairs()
+        before, after = pair[0] if pair else (None, None)
+        if before is None:
+            before = next((p for p in photos if p.role == Photo.Role.BEFORE), None)
+            after = next((p for p in photos if p.role == Photo.Role.AFTER), None)
+        cards.append(
+            {
+                "case": case,
+                "thumbs": [(_thumbnail(before), "Before"), (_thumbnail(after), "After")],
+                "next": next_action(user, case),
+            }
+        )
+    return cards
+
+
+def _dashboard_cases(queryset):
+    return queryset.select_related("treatment", "patient", "created_by").prefetch_related(
+        Prefetch("photos", queryset=Photo.objects.order_by("view", "role", "pk")), "concerns"
+    )
+
+
 @staff_required("gallery.view_case", "consent.view_consent", any_of=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The staff home: what each role has to do next."""
+    """The staff home: what each role has to do next, case by case. A bounded number of
+    queries whatever the number of cases (photos and concerns are prefetched)."""
     user = request.user
+    can_publish = user.has_perm("gallery.publish_case")
+    can_upload = user.has_perm("gallery.add_case")
+    my_drafts = review_queue = recently_published = []
+    if can_upload:
+        my_drafts = _dashboard_cases(
+            Case.objects.filter(created_by=user, status=Case.Status.DRAFT).order_by("-updated_at")
+        )
+    if can_publish:
+        review_queue = _dashboard_cases(
+            Case.objects.filter(status=Case.Status.REVIEW).order_by("updated_at")
+        )
+        recently_published = _dashboard_cases(
+            Case.objects.filter(status=Case.Status.PUBLISHED).order_by("-published_at")[:10]
+        )
     context = {
-        "my_drafts": Case.objects.filter(created_by=user, status=Case.Status.DRAFT)
-        .select_related("treatment", "patient")
-        .order_by("-updated_at"),
-        "review_queue": Case.objects.filter(status=Case.Status.REVIEW)
-        .select_related("treatment", "patient", "created_by")
-        .order_by("updated_at")
-        if user.has_perm("gallery.publish_case")
-        else [],
-        "recently_published": Case.objects.filter(status=Case.Status.PUBLISHED)
-        .select_related("treatment")
-        .order_by("-published_at")[:10]
-        if user.has_perm("gallery.publish_case")
-        else [],
+        "my_drafts": _dashboard_cards(user, my_drafts),
+        "review_queue": _dashboard_cards(user, review_queue),
+        "recently_published": _dashboard_cards(user, recently_published),
         "can_consent": user.has_perm("consent.add_consent"),
-        "can_publish": user.has_perm("gallery.publish_case"),
-        "can_upload": user.has_perm("gallery.add_case"),
+        "can_publish": can_publish,
+        "can_upload": can_upload,
         "expiring": Consent.objects.expiring_within(30).select_related("patient")[:20]
         if user.has_perm("consent.view_consent")
         else [],
