@@ -64,7 +64,8 @@ def lighthouse_cli() -> Path:
     print(f"Installing lighthouse@{VERSION} into {CACHE} ...", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     npm = ["npm", "install", "--save-exact", f"lighthouse@{VERSION}", "--prefix", str(CACHE)]
-    subprocess.run([*npm, "--no-audit", "--no-fund", "--loglevel=error"], check=True, timeout=600)
+    quiet = ["--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]
+    subprocess.run([*npm, *quiet], check=True, timeout=600)
     return cli
 
 
