@@ -56,7 +56,10 @@
       mode.setAttribute("aria-pressed", String(side));
       range.disabled = side;
     });
-    show(range.value);
+    // The page comes with the divider at the slider's starting value (--pos and
+    // aria-valuetext are in the CSS and the HTML): only a value the browser restored (Back)
+    // needs setting, so a first load costs no style recalculation.
+    if (range.value !== range.defaultValue) show(range.value);
   }
   document.querySelectorAll("[data-compare]").forEach(setup);
   document.querySelectorAll(".reveal").forEach(function (b) {
