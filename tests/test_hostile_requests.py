@@ -78,6 +78,7 @@ def test_a_malformed_or_missing_media_path_is_a_plain_404(client, path):
     assert client.get(f"/media/public/{path}").status_code == 404
 
 
+@pytest.mark.usefixtures("local_storage")  # the app serves the public folder itself
 def test_a_real_rendition_is_still_served(client):
     case = make_public_case()
     url = case.photos.first().public_sources()["jpeg"][0]["url"]
