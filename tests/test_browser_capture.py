@@ -125,6 +125,7 @@ def test_the_after_photo_is_taken_over_the_before_photo(live_server, camera_chro
         video = dialog.locator("video")
         assert ghost.bounding_box() == video.bounding_box()
         assert video.evaluate("v => [v.videoWidth, v.videoHeight]") == list(CAMERA)
+        page.wait_for_function("!document.querySelector('.capture-video').paused")
         expect(dialog.locator(".capture-grid i")).to_have_count(4)
         slider = dialog.get_by_role("slider", name="Before photo opacity")
         slider.focus()
