@@ -282,8 +282,26 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "views": Photo.View.choices,
         "concern_names": ", ".join(c.name for c in case.concerns.all()),
         "pending": sum(1 for p in photos if p.rendered_at is None),
+        "captures": capture_targets(photos),
     }
     return render(request, "staff/case_detail.html", context)
+
+
+def capture_targets(photos: list[Photo]) -> list[dict]:
+    """What the in-page camera offers: the after photo of each view that has a before photo
+    and no after (its before photo, when previewed, is the ghost to line up with), then the
+    before photo of each view that has none."""
+    by_view: dict[str, dict[str, Photo]] = {}
+    for photo in photos:
+        by_view.setdefault(photo.view, {})[photo.role] = photo
+    afters, befores = [], []
+    for view, label in Photo.View.choices:
+        roles = by_view.get(view, {})
+        if "before" in roles and "after" not in roles:
+            afters.append({"view": view, "label": label, "role": "after", "ghost": roles["before"]})
+        elif not roles:
+            befores.append({"view": view, "label": label, "role": "before", "ghost": None})
+    return afters + befores
 
 
 def _photo_json(photo: Photo) -> dict:

@@ -103,6 +103,8 @@ def test_the_camera_is_allowed_only_where_staff_upload(client, https):
     upload_page = get(client, f"/staff/cases/{case.pk}/")
     assert "camera=(self)" in upload_page["Permissions-Policy"]
     assert "camera=()" in get(client, "/staff/")["Permissions-Policy"]
+    for other in (f"/staff/cases/{case.pk}/edit/", "/staff/cases/new/", case.get_absolute_url()):
+        assert "camera=()" in get(client, other)["Permissions-Policy"], other
 
 
 @pytest.mark.django_db

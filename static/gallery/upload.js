@@ -93,6 +93,23 @@
       }
     });
   });
+  // One photo from the in-page camera (capture.js), its role and view already known: it goes
+  // up at once, in its own row, and the page reloads to show it once it is in.
+  panel.addEventListener("gallery:upload", function (e) {
+    var d = e.detail;
+    var row = template.content.firstElementChild.cloneNode(true);
+    row.querySelector(".file-name").textContent = d.file.name;
+    row.querySelector("select[name=role]").value = d.role;
+    row.querySelector("select[name=view]").value = d.view;
+    rows.appendChild(row);
+    var item = { file: d.file, row: row, done: false };
+    queue.push(item);
+    row.scrollIntoView({ block: "nearest" });
+    send(item).then(function () {
+      if (item.done && queue.every(function (q) { return q.done; })) window.location.reload();
+      else start.hidden = queue.every(function (q) { return q.done; });
+    });
+  });
   document.getElementById("pick-files").addEventListener("change", function (e) { add(e.target.files); e.target.value = ""; });
   document.getElementById("take-photo").addEventListener("change", function (e) { add(e.target.files); e.target.value = ""; });
   var zone = document.getElementById("dropzone");
