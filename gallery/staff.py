@@ -14,11 +14,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinic.access import private_file_response, staff_required
 from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
+from gallery import images
 from gallery.comparability import REQUIRED_FACTS, interval_problems, missing_facts, pair_checks
 from gallery.forms import CaseForm, CropForm, PhotoUploadForm
 from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
-from gallery.publication import add_photo, build_case_renditions, remove_photo, set_pair_crop
+from gallery.publication import (
+    add_photo,
+    build_case_renditions,
+    private_storage,
+    remove_photo,
+    set_pair_crop,
+)
 from gallery.workflow import (
     TRANSITIONS,
     WorkflowError,
@@ -267,7 +274,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "case": case,
         "photos": photos,
         "pairs": [
-            {"before": b, "after": a, "check": c}
+            {"before": b, "after": a, "check": c, "aspect": pair_aspect(b, a)}
             for (b, a), c in zip(case.complete_pairs(), checks, strict=True)
         ],
         "singles": [p for p in photos if not any(p in pair for pair in case.complete_pairs())],
@@ -285,6 +292,36 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "captures": capture_targets(photos),
     }
     return render(request, "staff/case_detail.html", context)
+
+
+def pair_aspect(before: Photo, after: Photo) -> float:
+    """The shape (width / height) both crops of a pair have, as ``set_pair_crop`` keeps it:
+    a stored crop's shape, else the pair's common aspect."""
+    for photo in (before, after):
+        if photo.crop_left is not None:
+            return (photo.crop_width * photo.width) / (photo.crop_height * photo.height)
+    return images.common_aspect([(before.width, before.height), (after.width, after.height)])
+
+
+FRAME_LONGEST = 1200
+
+
+@staff_required("gallery.change_case")
+def photo_frame(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
+    """The whole upright photo, uncropped, small and without metadata: what the crop
+    editor moves inside its frame."""
+    _editable_case(request, pk)
+    target = get_object_or_404(Photo, pk=photo, case_id=pk)
+    scale = min(1.0, FRAME_LONGEST / max(target.width, target.height))
+    size = (max(1, round(target.width * scale)), max(1, round(target.height * scale)))
+    with private_storage().open(target.original.name, "rb") as fp:
+        (_, _, _, data), *_ = images.render_crop(
+            fp, images.Crop(0.0, 0.0, 1.0, 1.0), [size], formats=("jpeg",)
+        )
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def capture_targets(photos: list[Photo]) -> list[dict]:

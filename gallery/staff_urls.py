@@ -24,6 +24,7 @@ urlpatterns = [
     path("cases/<int:pk>/photos/", staff.photo_upload, name="photo-upload"),
     path("cases/<int:pk>/photos/<int:photo>/delete/", staff.photo_delete, name="photo-delete"),
     path("cases/<int:pk>/photos/<int:photo>/crop/", staff.photo_crop, name="photo-crop"),
+    path("cases/<int:pk>/photos/<int:photo>/frame.jpg", staff.photo_frame, name="photo-frame"),
     path("cases/<int:pk>/submit/", staff.case_submit, name="case-submit"),
     path("cases/<int:pk>/publish/", staff.case_publish, name="case-publish"),
     path("cases/<int:pk>/send-back/", staff.case_send_back, name="case-send-back"),
