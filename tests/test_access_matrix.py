@@ -51,6 +51,7 @@ STAFF_ROLES = {
     "staff:photo-upload": {P, R, S},
     "staff:photo-delete": {P, R, S},
     "staff:photo-crop": {P, R, S},
+    "staff:photo-frame": {P, R, S},
     "staff:case-submit": {P, R, S},
     "staff:case-publish": {R, S},
     "staff:case-send-back": {R, S},
