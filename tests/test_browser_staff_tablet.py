@@ -185,7 +185,16 @@ def test_dashboard_shows_patient_thumbnail_and_next_action(live_server, new_page
     for i in range(2):
         src = thumbs.nth(i).get_attribute("src")
         assert re.search(r"/staff/photos/\d+/preview/\d+\.jpeg$", src), src
-        assert thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        # The preview may arrive through a redirect to a signed object-store URL (S3):
+        # wait for it to load or fail, rather than asking before it had the time.
+        thumbs.nth(i).scroll_into_view_if_needed()
+        loaded = thumbs.nth(i).evaluate(
+            """img => img.complete ? img.naturalWidth > 0 : new Promise(done => {
+                img.addEventListener("load", () => done(img.naturalWidth > 0));
+                img.addEventListener("error", () => done(false));
+            })"""
+        )
+        assert loaded, src
     half = drafts.filter(has_text=clinic["half"].patient.reference)
     assert "Add the after photo" in half.inner_text()
     queue = page.locator("#queue-h ~ .case-cards .case-card")
