@@ -1,6 +1,7 @@
 """The gallery's filters (django-filter) and facet counts, shared by the pages and the API."""
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import django_filters
 from django import forms
@@ -198,39 +199,36 @@ class CaseFilter(django_filters.FilterSet):
                 q &= Q(**{f"{f.field_name}__{f.lookup_expr}": value})
         return q
 
-    def _count(self, queryset: QuerySet, measure, dim_q, extra: Q, **more) -> tuple:
+    def _count(self, queryset: QuerySet) -> tuple[int, dict[str, dict[str, int]]]:
         """Total and, for each option, how many cases it would give under the other
         active filters: one aggregate query for all of it."""
         data = self._data()
         active = {dim: data[dim] for dim in FACET_DIMS if data.get(dim)}
 
         def others(exclude: str | None = None) -> Q:
-            q = extra
+            q = self._range_q()
             for dim, values in active.items():
                 if dim != exclude:
-                    q &= dim_q(dim, values)
+                    q &= case_q(dim, values)
             return q
 
-        aggregates = {"total": measure(others()), **more}
+        aggregates = {"total": Count("pk", filter=others())}
         keys = {}
         for i, (dim, options) in enumerate(facet_options().items()):
             without = others(exclude=dim)
             for j, value in enumerate(options):
                 alias = f"f{i}_{j}"
                 keys[alias] = (dim, value)
-                aggregates[alias] = measure(without & dim_q(dim, [value]))
+                aggregates[alias] = Count("pk", filter=without & case_q(dim, [value]))
         row = queryset.aggregate(**aggregates)
         facets: dict[str, dict[str, int]] = {dim: {} for dim in FACET_DIMS}
         for alias, (dim, value) in keys.items():
             facets[dim][value] = row[alias] or 0
-        return row["total"] or 0, facets, row
+        return row["total"] or 0, facets
 
     def live_facets(self) -> tuple[int, dict[str, dict[str, int]]]:
         """Counted from the rule itself: every public case is checked."""
-        total, facets, _ = self._count(
-            Case.objects.public(), lambda q: Count("pk", filter=q), case_q, self._range_q()
-        )
-        return total, facets
+        return self._count(Case.objects.public())
 
     def facets(self, generation: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
         """Total and facet counts. With a publication generation: one aggregate over the
@@ -241,18 +239,11 @@ class CaseFilter(django_filters.FilterSet):
             return self.live_facets()
         from django.core.cache import cache
 
-        data = self._data()
-        chosen = "&".join(
-            f"{name}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
-            for name, v in sorted(data.items())
-            if v not in (None, "", []) and name != "sort"
-        )
-        key = f"gallery:facets:{generation}:{chosen}"
+        # The order of the results does not change a count: the sort is not in the key.
+        chosen = {name: values for name, values in self.chosen().items() if name != "sort"}
+        key = f"gallery:facets:{generation}:{urlencode(sorted(chosen.items()), doseq=True)}"
         found = cache.get(key)
         if found is None:
-            total, facets, _ = self._count(
-                Case.objects.listed(), lambda q: Count("pk", filter=q), case_q, self._range_q()
-            )
-            found = (total, facets)
+            found = self._count(Case.objects.listed())
             cache.set(key, found, 3600)
         return found
