@@ -46,18 +46,6 @@ class ConcernAdmin(admin.ModelAdmin):
         return not in_use and super().has_delete_permission(request, obj)
 
 
-def editable_cases(user):
-    """The cases ``workflow.can_edit`` allows this user to change, as a queryset."""
-    if not user.is_active:
-        return Case.objects.none()
-    editable = Case.objects.filter(status__in=[Case.Status.DRAFT, Case.Status.REVIEW])
-    if user.is_superuser or user.has_perm("gallery.publish_case"):
-        return editable
-    if user.has_perm("gallery.change_case"):
-        return editable.filter(status=Case.Status.DRAFT, created_by=user)
-    return Case.objects.none()
-
-
 class PhotoInline(admin.TabularInline):
     model = Photo
     extra = 0
@@ -85,7 +73,7 @@ class PhotoUploadForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["case"].queryset = editable_cases(user)
+        self.fields["case"].queryset = workflow.editable_cases(user)
 
     def clean(self):
         data = super().clean()

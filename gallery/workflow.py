@@ -78,6 +78,18 @@ def can_edit(user, case: Case) -> bool:
     )
 
 
+def editable_cases(user):
+    """The queryset twin of ``can_edit``: the cases this user may change."""
+    if not user.is_active:
+        return Case.objects.none()
+    editable = Case.objects.filter(status__in=[S.DRAFT, S.REVIEW])
+    if user.is_superuser or user.has_perm("gallery.publish_case"):
+        return editable
+    if user.has_perm("gallery.change_case"):
+        return editable.filter(status=S.DRAFT, created_by=user)
+    return Case.objects.none()
+
+
 def may(user, action: str, case: Case) -> bool:
     """Whether this user may take this action on this case in its present state."""
     step = TRANSITIONS[action]

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from gallery.models import Case
-from gallery.workflow import TRANSITIONS, allowed_actions
+from gallery.workflow import TRANSITIONS, allowed_actions, can_edit, editable_cases
 from tests.conftest import make_case, make_user
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +87,13 @@ def test_every_role_gets_exactly_the_transitions_the_rules_allow(
             if response.status_code == 200:  # the staff page, with the reason
                 messages = [str(m) for m in response.context["messages"]]
                 assert messages and all(m.strip() for m in messages), (role, state, action)
+
+
+def test_the_editable_cases_queryset_agrees_with_can_edit_for_every_role_and_state():
+    owner = make_user(groups=["Photographers"])
+    cases = [case_in(state, owner) for state in STATES]
+    for role in ROLES:
+        user = user_for(role, owner)
+        editable = set(editable_cases(user).values_list("pk", flat=True))
+        for case in cases:
+            assert (case.pk in editable) == can_edit(user, case), (role, case.status)
