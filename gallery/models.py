@@ -501,14 +501,19 @@ class Photo(models.Model):
             f"{self.get_role_display()} treatment, {self.get_view_display().lower()} view"
         )
 
+    def crop_aspect(self) -> float | None:
+        """The stored crop's shape (width / height, in pixels), or None on the default."""
+        if self.crop_left is None:
+            return None
+        return (self.crop_width * self.width) / (self.crop_height * self.height)
+
     def crop_controls(self) -> dict[str, float]:
         """The stored crop as the editor's zoom and centre (1, ½, ½ for the default)."""
         if self.crop_left is None:
             return {"zoom": 1.0, "centre_x": 0.5, "centre_y": 0.5}
         from gallery.images import centred_crop
 
-        aspect = (self.crop_width * self.width) / (self.crop_height * self.height)
-        base = centred_crop(self.width, self.height, aspect)
+        base = centred_crop(self.width, self.height, self.crop_aspect())
         return {
             "zoom": round(base.width / self.crop_width, 2),
             "centre_x": round(self.crop_left + self.crop_width / 2, 3),

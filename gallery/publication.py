@@ -154,9 +154,7 @@ def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -
         Photo.objects.filter(case_id=photo.case_id, view=photo.view).exclude(pk=photo.pk).first()
     )
     sizes = [(photo.width, photo.height)] + ([(partner.width, partner.height)] if partner else [])
-    aspect = images.common_aspect(sizes)
-    if partner and partner.crop_left is not None:
-        aspect = (partner.crop_width * partner.width) / (partner.crop_height * partner.height)
+    aspect = (partner and partner.crop_aspect()) or images.common_aspect(sizes)
     crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y)
     with transaction.atomic():
         Photo.objects.filter(pk=photo.pk).update(

@@ -297,10 +297,11 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def pair_aspect(before: Photo, after: Photo) -> float:
     """The shape (width / height) both crops of a pair have, as ``set_pair_crop`` keeps it:
     a stored crop's shape, else the pair's common aspect."""
-    for photo in (before, after):
-        if photo.crop_left is not None:
-            return (photo.crop_width * photo.width) / (photo.crop_height * photo.height)
-    return images.common_aspect([(before.width, before.height), (after.width, after.height)])
+    return (
+        before.crop_aspect()
+        or after.crop_aspect()
+        or images.common_aspect([(before.width, before.height), (after.width, after.height)])
+    )
 
 
 FRAME_LONGEST = 1200
