@@ -186,7 +186,7 @@ REQUIRED_FACTS = [
 
 def missing_facts(case: Case) -> list[str]:
     missing = [label for field, label in REQUIRED_FACTS if getattr(case, field) in (None, "")]
-    if case.pk and not case.concerns.exists():
+    if case.pk and not case.concerns.all():  # prefetched concerns when there are
         missing.append("at least one concern")
     if not case.complete_pairs():
         missing.append("a before and an after photo of the same view")

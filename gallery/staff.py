@@ -15,7 +15,7 @@ from clinic.access import private_file_response, staff_required
 from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
 from gallery import images
-from gallery.comparability import REQUIRED_FACTS, interval_problems, missing_facts, pair_checks
+from gallery.comparability import interval_problems, missing_facts, pair_checks
 from gallery.forms import CaseForm, CropForm, PhotoUploadForm
 from gallery.images import PhotoRejected
 from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
@@ -100,9 +100,7 @@ def next_action(user, case: Case) -> str:
             return "Wait for the previews"
         if not case.complete_pairs():
             return "Add a before and an after photo of the same view"
-        if not case.concerns.all() or any(
-            getattr(case, field) in (None, "") for field, _ in REQUIRED_FACTS
-        ):
+        if missing_facts(case):
             return "Fill in the missing facts"
         return "Submit for review"
     if case.status == Case.Status.REVIEW:
