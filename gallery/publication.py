@@ -157,14 +157,10 @@ def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -
     aspect = (partner and partner.crop_aspect()) or images.common_aspect(sizes)
     crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y)
     with transaction.atomic():
-        Photo.objects.filter(pk=photo.pk).update(
-            crop_left=crop.left, crop_top=crop.top, crop_width=crop.width, crop_height=crop.height
-        )
+        Photo.objects.filter(pk=photo.pk).update(**_crop_fields(crop))
         if partner and partner.crop_left is None:
             own = images.centred_crop(partner.width, partner.height, aspect)
-            Photo.objects.filter(pk=partner.pk).update(
-                crop_left=own.left, crop_top=own.top, crop_width=own.width, crop_height=own.height
-            )
+            Photo.objects.filter(pk=partner.pk).update(**_crop_fields(own))
     build_case_renditions.enqueue(photo.case_id, photo.view)
 
 
