@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from gallery.demo_images import skin_pair
 from gallery.models import Photo
 from gallery.publication import add_photo, build_renditions
-from tests.browser import TABLET, launch_chromium
+from tests.browser import TABLET, launch_chromium, log_in
 from tests.conftest import make_case, make_consent, make_patient, make_user, skin_jpeg
 
 pytestmark = [
@@ -73,14 +73,6 @@ def half_case():
     return case
 
 
-def log_in(page, base, username="photographer"):
-    page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/$"))
-
-
 def after_photo(case):
     return Photo.objects.filter(case=case, role="after", view="front").first()
 
@@ -91,7 +83,7 @@ def test_the_after_photo_is_taken_over_the_before_photo(live_server, camera_chro
     context.grant_permissions(["camera"], origin=live_server.url)
     page = context.new_page()
     try:
-        log_in(page, live_server.url)
+        log_in(page, live_server.url, "photographer")
         page.goto(f"{live_server.url}/staff/cases/{half_case.pk}/")
         open_camera = page.get_by_role("button", name="Take the after photo · Front view")
         # A view with nothing yet offers its before photo; a view with a before, its after.
@@ -108,6 +100,9 @@ def test_the_after_photo_is_taken_over_the_before_photo(live_server, camera_chro
         expect(shoot).to_be_enabled()
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
+        # The dialog's "close" event (which stops the camera) is dispatched in a task of
+        # its own, after the dialog is already hidden: wait for it, then check.
+        page.wait_for_function("document.querySelector('.capture-video').srcObject === null")
         assert page.evaluate("document.querySelector('.capture-video').srcObject") is None
         expect(open_camera).to_be_focused()
 
@@ -151,7 +146,7 @@ def test_a_refused_camera_falls_back_to_the_file_picker(live_server, new_page, h
         "navigator.mediaDevices.getUserMedia = () => Promise.reject("
         "new DOMException('Permission denied', 'NotAllowedError'));"
     )
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, "photographer")
     page.goto(f"{live_server.url}/staff/cases/{half_case.pk}/")
     page.get_by_role("button", name="Take the after photo · Front view").tap()
     alert = page.locator("#capture-fallback")
