@@ -57,3 +57,14 @@ def new_page(chromium):
     yield make
     for context in contexts:
         context.close()
+
+
+def log_in(page, base: str, username: str) -> None:
+    """Log in on the staff log-in page as a user made by ``make_user`` (its password)."""
+    import re
+
+    page.goto(f"{base}/staff/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/staff/$"))

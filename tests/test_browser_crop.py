@@ -4,7 +4,6 @@ renders the pair once and stores the crop the fields say. Prints the time from o
 the case page to the saved, rendered pair on demo-size photos (1200 × 900)."""
 
 import io
-import re
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from playwright.sync_api import expect
 from gallery import images, publication
 from gallery.models import Photo
 from gallery.publication import add_photo, build_renditions
+from tests.browser import log_in
 from tests.conftest import make_case, make_user, skin_jpeg
 
 pytestmark = [
@@ -20,14 +20,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("reference_data"),
 ]
-
-
-def log_in(page, base, username):
-    page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/$"))
 
 
 def fields(form):

@@ -12,6 +12,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from gallery.models import Case
+from tests.browser import log_in
 from tests.conftest import make_consent, make_patient, make_user, skin_jpeg
 
 pytestmark = [
@@ -19,14 +20,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("reference_data"),
 ]
-
-
-def log_in(page, base, username):
-    page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/$"))
 
 
 def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_path):

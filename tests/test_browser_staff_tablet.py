@@ -12,6 +12,7 @@ import pytest
 from consent.models import Consent
 from gallery.models import Case
 from gallery.publication import add_photo, build_renditions
+from tests.browser import log_in
 from tests.conftest import make_case, make_consent, make_patient, make_user, skin_jpeg
 
 pytestmark = [
@@ -113,14 +114,6 @@ def staff_pages(clinic) -> dict[str, str]:
     }
 
 
-def log_in(page, base):
-    page.goto(f"{base}/staff/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/$"))
-
-
 def overflow(page, width) -> str | None:
     scroll = page.evaluate("document.documentElement.scrollWidth")
     if scroll <= width:
@@ -137,7 +130,7 @@ def test_no_staff_page_scrolls_sideways(live_server, chromium, clinic, device):
         page = context.new_page()
         page.goto(f"{live_server.url}/staff/login/")
         problems = [overflow(page, viewport["width"])]
-        log_in(page, live_server.url)
+        log_in(page, live_server.url, "admin")
         shots = os.environ.get("TABLET_SHOTS")
         for name, path in staff_pages(clinic).items():
             response = page.goto(f"{live_server.url}{path}")
@@ -174,7 +167,7 @@ def test_no_staff_page_scrolls_sideways(live_server, chromium, clinic, device):
 
 def test_dashboard_shows_patient_thumbnail_and_next_action(live_server, new_page, clinic):
     page = new_page(viewport=VIEWPORTS["tablet"][0], is_mobile=True)
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, "admin")
     drafts = page.locator("#drafts-h ~ .case-cards .case-card")
     draft = drafts.filter(has_text="P-TABLET-01")
     assert draft.count() == 1
@@ -209,7 +202,7 @@ def test_dashboard_shows_patient_thumbnail_and_next_action(live_server, new_page
 
 def test_case_form_touch_targets(live_server, new_page, clinic):
     page = new_page(viewport=VIEWPORTS["tablet"][0], is_mobile=True)
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, "admin")
     page.goto(f"{live_server.url}/staff/cases/{clinic['draft'].pk}/edit/")
     heights = page.evaluate(
         """(targets) => [...document.querySelectorAll(targets)]
