@@ -194,8 +194,11 @@ def make_consent(patient=None, **kw) -> Consent:
     return Consent.objects.create(patient=patient, **{**defaults, **kw})
 
 
-def make_case(photos=True, concerns=("acne-scars",), **kw) -> Case:
-    """A case that is public unless told otherwise (photo rows without files)."""
+def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
+    """A case that is public unless told otherwise (photo rows without files).
+
+    ``listed=False`` leaves the listing to the caller, who builds many cases and then
+    brings the listing in step once (``sync_listing()``)."""
     patient = kw.pop("patient", None) or make_patient()
     consent = kw.pop("consent", None) or make_consent(patient)
     reviewer = kw.pop("reviewed_by", None)
@@ -221,7 +224,7 @@ def make_case(photos=True, concerns=("acne-scars",), **kw) -> Case:
     if photos:
         for role in ("before", "after"):
             make_photo_row(case, role)
-    return relist(case)
+    return relist(case) if listed else case
 
 
 def relist(case: Case) -> Case:
