@@ -23,10 +23,17 @@ _counter = itertools.count(1)
 DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
 
 
+BROWSER_FIXTURES = {"chromium", "new_page"}
+
+
 def pytest_collection_modifyitems(items):
     """A backend_free test runs in CI's SQLite pass only: one that reached the database
-    would silently lose its runs on PostgreSQL."""
+    would silently lose its runs on PostgreSQL. A test that drives Chromium is a browser
+    test, whether or not its module says so (CI's PostgreSQL pass with local storage
+    leaves browser tests to the SQLite and the PostgreSQL + S3 passes)."""
     for item in items:
+        if BROWSER_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.browser)
         if item.get_closest_marker("backend_free") and (
             item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
         ):

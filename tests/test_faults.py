@@ -45,7 +45,7 @@ from gallery.publication import (
 )
 from tests.conftest import make_case, make_consent, make_user, skin_jpeg, stored_files
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.storage_faults, pytest.mark.django_db(transaction=True)]
 
 WRITE = "storage write"
 DELETE = "storage delete"
