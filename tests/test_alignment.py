@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from django.core.files.storage import storages
+from django.urls import reverse
 from PIL import Image
 
 from gallery import alignment, images
@@ -14,7 +15,7 @@ from gallery.comparability import pair_checks
 from gallery.demo_images import skin_pair
 from gallery.models import Photo
 from gallery.publication import add_photo, build_renditions, set_pair_crop
-from tests.conftest import make_case
+from tests.conftest import make_case, make_user
 
 SIZE = (1200, 900)
 
@@ -108,6 +109,19 @@ def test_an_uploaded_pair_is_rendered_in_line(scale, rotation, dx, dy):
     (check,) = pair_checks(case)
     assert not [w for w in check.warnings if w.startswith("Alignment")]
     assert check.alignment.startswith("Aligned to within")
+
+
+@pytest.mark.django_db
+def test_the_staff_case_page_says_how_well_a_pair_lines_up(client):
+    case = make_case(photos=False)
+    before, after = skin_pair(seed=6, fitzpatrick=4, concern="acne-scars", size=SIZE)
+    upload_pair(case, before, moved(after, 1.04, 0.0, 40.0, 0.0))
+    build_renditions(case)
+    client.force_login(make_user(groups=["Reviewers"]))
+    page = client.get(reverse("staff:case", args=[case.pk])).content.decode()
+    (check,) = pair_checks(case)
+    assert check.alignment.startswith("Aligned to within")
+    assert f"Comparable: same exposure, colour, sharpness and scale. {check.alignment}" in page
 
 
 @pytest.mark.django_db
