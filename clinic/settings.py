@@ -294,6 +294,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 CLINIC_NAME = os.environ.get("CLINIC_NAME", "Demo Skin Clinic")
 CLINIC_BOOKING_URL = os.environ.get("CLINIC_BOOKING_URL", "https://example.com/book")
 GALLERY_WATERMARK_TEXT = os.environ.get("GALLERY_WATERMARK_TEXT", "")
+# The site's address as patients open it: links in emails sent outside a request (the
+# consent reminders) start with it.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "")
 
 # The clinic's look. The logo is an absolute URL, a path on this site, or a path among the
 # static files (gallery/logo.svg); without one the header shows the clinic's name. The

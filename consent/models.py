@@ -101,6 +101,17 @@ class ConsentQuerySet(models.QuerySet):
         at = at or timezone.now()
         return self.active(at).filter(expires_at__lte=at + timedelta(days=days))
 
+    def reminder_due(self, days: int, after_days: int = 0, at: datetime | None = None):
+        """Active consents ending within ``days`` (but not within ``after_days``, the next
+        reminder's window) whose ``days`` reminder has not been sent or listed yet."""
+        at = at or timezone.now()
+        sent = ConsentReminder.objects.filter(consent=models.OuterRef("pk"), days=days)
+        return (
+            self.expiring_within(days, at)
+            .filter(expires_at__gt=at + timedelta(days=after_days))
+            .exclude(models.Exists(sent))
+        )
+
     def lapsed_unrecorded(self, at: datetime | None = None) -> "ConsentQuerySet":
         """Expired consents whose expiry has not been written to the audit trail yet."""
         at = at or timezone.now()
@@ -387,6 +398,8 @@ class ConsentEvent(models.Model):
         LINK_SENT = "link_sent", "Patient link sent"
         PAGE_VIEWED = "page_viewed", "Patient viewed their consent page"
         ERASED = "erased", "Patient's photos erased"
+        REMINDER_EMAILED = "reminder_emailed", "Renewal reminder emailed"
+        REMINDER_CALL = "reminder_call", "Listed for a renewal call (no email)"
 
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -510,3 +523,73 @@ def _supersede(olds: list[Consent], new: Consent, actor) -> None:
         ConsentEvent.record(
             old, ConsentEvent.Kind.SUPERSEDED, actor=actor, details={"by_consent": new.pk}
         )
+
+
+class ConsentReminder(models.Model):
+    """A renewal reminder for a consent nearing its end, at most one per consent and
+    stage (30 or 7 days before): emailed with its own renewal link (only the hash is
+    kept), or, for a patient without an email address, listed for a phone call.
+
+    The row is written before the email leaves, so two runs never send the same reminder:
+    the unique constraint lets only one of them claim it."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Emailed"
+        PHONE = "phone", "Listed for a call"
+
+    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="reminders")
+    days = models.PositiveSmallIntegerField(help_text="Days before the consent ends.")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The renewal link's token, hashed like the patient's private link; blank for calls.
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consent", "days"], name="consent_consentreminder_once_per_stage"
+            ),
+            models.CheckConstraint(
+                condition=(Q(channel="email") & ~Q(token_hash=""))
+                | (Q(channel="phone") & Q(token_hash="")),
+                name="consent_consentreminder_link_only_by_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_channel_display()} {self.days} days before consent {self.consent_id} ends"
+        )
+
+
+# A reminder's renewal link still opens the renewal this long after the consent ended:
+# the patient who reads the last reminder late can still renew.
+RENEWAL_LINK_GRACE = timedelta(days=30)
+
+
+def consent_for_renewal_token(token: str, at: datetime | None = None) -> Consent | None:
+    """The consent a reminder's renewal link was made for, while that link may renew it:
+    not withdrawn, not already renewed (superseded), ended no longer than
+    ``RENEWAL_LINK_GRACE`` ago. Otherwise None.
+
+    The link is single-purpose: it opens the renewal of this one consent and nothing else
+    (``consent_for_token``, the patient's private link, does not know it), and it stops
+    working once the consent is renewed or withdrawn."""
+    if not (20 <= len(token) <= 100):
+        return None
+    digest = hash_token(token)
+    reminder = (
+        ConsentReminder.objects.select_related("consent__patient", "consent__form")
+        .filter(token_hash=digest, channel=ConsentReminder.Channel.EMAIL)
+        .first()
+    )
+    if reminder is None or not hmac.compare_digest(reminder.token_hash, digest):
+        return None
+    consent = reminder.consent
+    at = at or timezone.now()
+    if consent.withdrawn_at is not None or consent.superseded_at is not None:
+        return None
+    if consent.expires_at + RENEWAL_LINK_GRACE <= at:
+        return None
+    return consent

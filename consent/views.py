@@ -43,6 +43,7 @@ def consent_list(request: HttpRequest) -> HttpResponse:
         {
             "expiring": Consent.objects.expiring_within(30)
             .select_related("patient")
+            .prefetch_related("reminders")
             .order_by("expires_at"),
             "recent": Consent.objects.select_related("patient").order_by("-recorded_at")[:20],
             "patients": patients.order_by("reference")[:50],

@@ -4,6 +4,9 @@ Every link leads to the patient's *current* standing: the consent in force now (
 for a consent that a renewal superseded keeps working) and the cases of theirs that are
 public now. Withdrawing through any link withdraws the consent in force, so every case of
 theirs leaves every public surface.
+
+A renewal reminder's link (``consent.reminders``) opens the same address, but only the
+renewal of the consent it was sent for: not the cases, not withdrawal.
 """
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,7 +14,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from clinic.forwarded import client_address
-from consent.models import Consent, consent_for_token, withdraw_patient_consent
+from consent.models import (
+    Consent,
+    consent_for_renewal_token,
+    consent_for_token,
+    withdraw_patient_consent,
+)
 from consent.receipts import send_withdrawal_receipt
 from gallery.models import Case
 
@@ -34,7 +42,10 @@ def _standing(token: str) -> tuple[Consent, Consent | None]:
 
 @require_http_methods(["GET", "HEAD"])
 def patient_page(request: HttpRequest, token: str) -> HttpResponse:
-    linked, in_force = _standing(token)
+    linked = consent_for_token(token)
+    if linked is None:
+        return _renewal_step(request, token)
+    in_force = linked.patient.consent_in_force()
     cases = list(Case.objects.public().filter(patient=linked.patient_id).for_display())
     return _private(
         render(
@@ -47,6 +58,19 @@ def patient_page(request: HttpRequest, token: str) -> HttpResponse:
                 "cases": cases,
                 "token": token,
             },
+        )
+    )
+
+
+def _renewal_step(request: HttpRequest, token: str) -> HttpResponse:
+    consent = consent_for_renewal_token(token)
+    if consent is None:
+        raise Http404
+    return _private(
+        render(
+            request,
+            "gallery/patient_renew.html",
+            {"patient": consent.patient, "consent": consent, "token": token},
         )
     )
 
