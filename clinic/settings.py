@@ -293,6 +293,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 CLINIC_NAME = os.environ.get("CLINIC_NAME", "Demo Skin Clinic")
 CLINIC_BOOKING_URL = os.environ.get("CLINIC_BOOKING_URL", "https://example.com/book")
+# The clinic's namespace for the identifiers and codes of its FHIR exports (consent/fhir.py):
+# a URL it controls, so that its patient references and consent numbers are told apart from
+# any other organisation's.
+CLINIC_FHIR_BASE = os.environ.get("CLINIC_FHIR_BASE", "https://example.com/fhir")
 GALLERY_WATERMARK_TEXT = os.environ.get("GALLERY_WATERMARK_TEXT", "")
 # The site's address as patients open it: links in emails sent outside a request (the
 # consent reminders) start with it.

@@ -3,27 +3,24 @@
 import csv
 import io
 import json
-import re
 import zipfile
 
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from consent.fhir import consent_json, read_signed_document
 from consent.hooks import EVIDENCE_COLUMNS, held_records
 from consent.models import Consent
 
 
 def evidence_filename(consent: Consent) -> str:
-    # The chart reference is the clinic's own text: keep only what is safe in any header
-    # or file system, whatever was imported before references were validated.
-    reference = re.sub(r"[^A-Za-z0-9._-]+", "-", consent.patient.reference).strip("-.")
-    return f"consent-{consent.pk}-{reference or 'patient'}-evidence.zip"
+    return f"consent-{consent.pk}-{consent.patient.reference_for_files}-evidence.zip"
 
 
 def evidence_bundle(consent: Consent) -> bytes:
     """The record, the text signed, the document, what it covered and the whole event
-    trail, with a readable summary."""
+    trail, with a readable summary and the record as a FHIR R5 Consent resource."""
     records = held_records(consent=consent)
+    document = read_signed_document(consent)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         summary = [
@@ -82,7 +79,7 @@ def evidence_bundle(consent: Consent) -> bytes:
         )
         z.writestr("photos.csv", photos_csv.getvalue())
         z.writestr("events.csv", events_csv.getvalue())
-        if consent.signature:
-            with default_storage.open(consent.signature.name, "rb") as f:
-                z.writestr("signed-document." + consent.signature.name.rsplit(".", 1)[-1], f.read())
+        z.writestr("consent.fhir.json", consent_json(consent, document))
+        if document is not None:
+            z.writestr("signed-document." + consent.signature.name.rsplit(".", 1)[-1], document)
     return buf.getvalue()

@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -34,6 +35,13 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.full_name})"
+
+    @property
+    def reference_for_files(self) -> str:
+        """The chart reference as it may stand in a download's name. It is the clinic's own
+        text: keep only what is safe in any header or file system, whatever was imported
+        before references were validated."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.reference).strip("-.") or "patient"
 
     def consent_in_force(self) -> "Consent | None":
         """The consent that speaks for the patient now: the newest one no later consent
@@ -123,10 +131,21 @@ class ConsentQuerySet(models.QuerySet):
         ).exclude(models.Exists(recorded))
 
 
+# The signed document's type, by the extension ``signature_upload_to`` kept.
+SIGNATURE_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "pdf": "application/pdf",
+    "webp": "image/webp",
+    "heic": "image/heic",
+}
+
+
 def signature_upload_to(instance: "Consent", filename: str) -> str:
     # The uploaded name never reaches a path: only the extension, from an allowlist.
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    ext = ext if ext in ("png", "jpg", "jpeg", "pdf", "webp", "heic") else "bin"
+    ext = ext if ext in SIGNATURE_CONTENT_TYPES else "bin"
     return f"signatures/{secrets.token_urlsafe(24)}.{ext}"
 
 
@@ -259,16 +278,23 @@ class Consent(models.Model):
 
     @property
     def status(self) -> str:
+        return self.status_at(timezone.now())
+
+    def status_at(self, at: datetime) -> str:
         if self.withdrawn_at:
             return "withdrawn"
         if self.superseded_at:
             return "superseded"
-        now = timezone.now()
-        if self.expires_at and self.expires_at <= now:
+        if self.expires_at and self.expires_at <= at:
             return "expired"
-        if self.signed_at and self.signed_at > now:
+        if self.signed_at and self.signed_at > at:
             return "not yet in force"
         return "active"
+
+    @property
+    def signature_content_type(self) -> str:
+        ext = self.signature.name.rsplit(".", 1)[-1]
+        return SIGNATURE_CONTENT_TYPES.get(ext, "application/octet-stream")
 
     def scopes(self) -> list[str]:
         return [

@@ -14,4 +14,5 @@ urlpatterns = [
     path("<int:pk>/send-link/", views.consent_send_link, name="send-link"),
     path("<int:pk>/document/", views.consent_document, name="document"),
     path("<int:pk>/evidence.zip", views.consent_evidence, name="evidence"),
+    path("<int:pk>/consent.fhir.json", views.consent_fhir, name="fhir"),
 ]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clinic.access import private_file_response, staff_required
 from consent.evidence import evidence_bundle, evidence_filename
+from consent.fhir import consent_json, fhir_filename
 from consent.forms import ConsentCaptureForm, PatientForm, consent_kwargs
 from consent.hooks import held_records, patient_page_path
 from consent.models import (
@@ -213,15 +214,8 @@ def consent_document(request: HttpRequest, pk: int) -> HttpResponse:
     ConsentEvent.record(consent, ConsentEvent.Kind.DOCUMENT_VIEWED, actor=request.user)
     name = consent.signature.name
     ext = name.rsplit(".", 1)[-1]
-    types = {
-        "png": "image/png",
-        "pdf": "application/pdf",
-        "jpeg": "image/jpeg",
-        "webp": "image/webp",
-        "heic": "image/heic",
-    }
     return private_file_response(
-        name, types.get(ext, "application/octet-stream"), f"consent-{consent.pk}.{ext}"
+        name, consent.signature_content_type, f"consent-{consent.pk}.{ext}"
     )
 
 
@@ -231,4 +225,18 @@ def consent_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     ConsentEvent.record(consent, ConsentEvent.Kind.EXPORTED, actor=request.user)
     response = HttpResponse(evidence_bundle(consent), content_type="application/zip")
     response["Content-Disposition"] = content_disposition_header(True, evidence_filename(consent))
+    return response
+
+
+@staff_required("consent.export_evidence")
+def consent_fhir(request: HttpRequest, pk: int) -> HttpResponse:
+    """The consent as an HL7 FHIR R5 Consent resource (consent/fhir.py), audited like the
+    evidence bundle it is also part of."""
+    consent = get_object_or_404(Consent.objects.select_related("patient", "form"), pk=pk)
+    body = consent_json(consent)
+    ConsentEvent.record(
+        consent, ConsentEvent.Kind.EXPORTED, actor=request.user, details={"format": "fhir-r5"}
+    )
+    response = HttpResponse(body, content_type="application/fhir+json")
+    response["Content-Disposition"] = content_disposition_header(True, fhir_filename(consent))
     return response

@@ -66,6 +66,7 @@ STAFF_ROLES = {
     "consent:send-link": {C, S},
     "consent:document": {C, S},
     "consent:evidence": {C, S},
+    "consent:fhir": {C, S},
 }
 OPEN_STAFF = {"staff:login", "staff:logout", "admin:login", "admin:logout"}
 
