@@ -147,3 +147,17 @@ def consent_kwargs(form: ConsentCaptureForm) -> dict:
         "representative_authority": data["representative_authority"],
         "expires_at": end,
     }
+
+
+class KioskConsentForm(ConsentCaptureForm):
+    """The same choices, checks and signature as the staff form, worded for the patient
+    holding the tablet; a scanned paper form is for staff to attach, so it is not offered."""
+
+    document = None
+    patient_is_adult = yes_no("Is the patient (the person in the photos) 18 or older?")
+
+    def clean(self):
+        data = forms.Form.clean(self)
+        if not data.get("signature_data") and not self.errors:
+            raise forms.ValidationError("Sign in the signature box.")
+        return data

@@ -67,6 +67,9 @@ STAFF_ROLES = {
     "consent:document": {C, S},
     "consent:evidence": {C, S},
     "consent:fhir": {C, S},
+    "consent:kiosk-start": {P, C, S},
+    "consent:kiosk": {P, C, S},
+    "consent:kiosk-unlock": {P, R, C, S},
 }
 OPEN_STAFF = {"staff:login", "staff:logout", "admin:login", "admin:logout"}
 
