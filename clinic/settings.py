@@ -296,6 +296,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 CLINIC_NAME = os.environ.get("CLINIC_NAME", "Demo Skin Clinic")
 CLINIC_BOOKING_URL = os.environ.get("CLINIC_BOOKING_URL", "https://example.com/book")
+# The country (ISO 3166 code) of the clinic's first location, made from CLINIC_NAME and
+# CLINIC_BOOKING_URL when locations arrived: its advertising rules apply to the cases of
+# that time (gallery/jurisdictions.py). Later locations are set up in the admin.
+CLINIC_COUNTRY = os.environ.get("CLINIC_COUNTRY", "US")
 # The clinic's namespace for the identifiers and codes of its FHIR exports (consent/fhir.py):
 # a URL it controls, so that its patient references and consent numbers are told apart from
 # any other organisation's.

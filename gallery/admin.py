@@ -14,9 +14,9 @@ from django.db import transaction
 
 from consent.models import Consent
 from gallery import workflow
-from gallery.forms import CaseForm
+from gallery.forms import CaseForm, set_up_treated_by
 from gallery.images import PhotoRejected
-from gallery.models import Case, Concern, Photo, Treatment
+from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
 from gallery.publication import add_photo, build_case_renditions, sync_public_files
 
 
@@ -28,12 +28,39 @@ def _sync_after_commit(case_id: int) -> None:
 class TreatmentAdmin(admin.ModelAdmin):
     # Saving starts a new publication generation (gallery/receivers.py): cached pages
     # never keep an old name or FAQ.
-    list_display = ["name", "slug", "min_weeks_after"]
+    list_display = ["name", "slug", "min_weeks_after", "prescription_only"]
     prepopulated_fields = {"slug": ["name"]}
 
     def has_delete_permission(self, request, obj=None):
         in_use = obj is not None and obj.cases.exists()
         return not in_use and super().has_delete_permission(request, obj)
+
+
+class InUseKept(admin.ModelAdmin):
+    """Locations and practitioners are named on public pages: saving one renews the
+    reference data and cached pages, and a location's country change brings its cases in
+    step with its new rules (gallery/receivers.py). One that cases name is never deleted."""
+
+    def has_delete_permission(self, request, obj=None):
+        in_use = obj is not None and obj.cases.exists()
+        return not in_use and super().has_delete_permission(request, obj)
+
+
+@admin.register(Location)
+class LocationAdmin(InUseKept):
+    list_display = ["name", "slug", "country", "booking_url"]
+    list_filter = ["country"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "slug"]
+
+
+@admin.register(Practitioner)
+class PractitionerAdmin(InUseKept):
+    list_display = ["name", "slug", "credentials", "registration_number"]
+    list_filter = ["locations"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "slug", "registration_number"]
+    filter_horizontal = ["locations"]
 
 
 @admin.register(Concern)
@@ -157,6 +184,7 @@ class CaseAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        set_up_treated_by(self)
         if "consent" in self.fields:
             self.fields["consent"].queryset = Consent.objects.active().select_related("patient")
             self.fields["consent"].label_from_instance = lambda c: (
@@ -190,7 +218,7 @@ class CaseAdmin(admin.ModelAdmin):
         "is_public_display",
         "why_not_public",
     ]
-    list_filter = ["status", "treatment", "fitzpatrick", "is_demo"]
+    list_filter = ["status", "treatment", "location", "practitioner", "fitzpatrick", "is_demo"]
     search_fields = ["public_id", "patient__reference"]
     autocomplete_fields = ["patient"]
     filter_horizontal = ["concerns"]
@@ -210,7 +238,7 @@ class CaseAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("treatment", "consent")
+            .select_related("treatment", "consent", "location")
             .prefetch_related("photos")
         )
 

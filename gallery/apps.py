@@ -7,7 +7,7 @@ class GalleryConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import post_delete, post_migrate, post_save
+        from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
         from PIL import Image
 
         from consent import hooks
@@ -25,12 +25,23 @@ class GalleryConfig(AppConfig):
         hooks.register(receivers.held_cases)
         hooks.register_eraser(erasure.erase_cases)
         hooks.register_patient_page(receivers.patient_page_path)
-        for model in ("Treatment", "Concern"):
+        for model in ("Treatment", "Concern", "Location", "Practitioner"):
             for signal in (post_save, post_delete):
                 signal.connect(
                     receivers.reference_data_changed,
                     sender=self.get_model(model),
                     dispatch_uid=f"gallery-reference-{model}-{signal}",
                 )
+        m2m_changed.connect(
+            receivers.reference_data_changed,
+            sender=self.get_model("Practitioner").locations.through,
+            dispatch_uid="gallery-reference-practitioner-locations",
+        )
+        for model in ("Treatment", "Location"):
+            post_save.connect(
+                receivers.rules_input_changed,
+                sender=self.get_model(model),
+                dispatch_uid=f"gallery-rules-{model}",
+            )
         # After an upgrade (or a restore), the listing is rebuilt from the rule.
         post_migrate.connect(receivers.relist, sender=self, dispatch_uid="gallery-relist")

@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.core.files.storage import storages
 from PIL import Image, ImageFilter, ImageStat
 
-from gallery import alignment
+from gallery import alignment, jurisdictions
 from gallery.models import Case, Photo
 
 # Thresholds, chosen so that two photos of the same subject under the same light pass
@@ -179,7 +179,8 @@ REQUIRED_FACTS = [
     ("needle_depth_mm", "the deepest needle setting"),
     ("session_count", "the number of sessions"),
     ("weeks_after_last_session", "the weeks since the last session"),
-    ("practitioner", "the practitioner"),
+    ("location_id", "the location"),
+    ("practitioner_id", "the practitioner"),
     ("consent_id", "the patient's consent"),
 ]
 
@@ -196,6 +197,9 @@ def missing_facts(case: Case) -> list[str]:
 def interval_problems(case: Case) -> list[str]:
     """An after photo taken too soon after the last session shows swelling, not results."""
     minimum = case.treatment.min_weeks_after
+    if case.location_id:
+        # The location's country may ask for a later photo (gallery/jurisdictions.py).
+        minimum = jurisdictions.min_weeks_after(case.location.country, case.treatment)
     problems = []
     if case.weeks_after_last_session is not None and case.weeks_after_last_session < minimum:
         problems.append(

@@ -18,6 +18,8 @@ GROUPS = [
     ("fitzpatrick", "Fitzpatrick skin type"),
     ("skin_type", "Skin type"),
     ("area", "Body area"),
+    ("location", "Location"),
+    ("practitioner", "Practitioner"),
 ]
 PARAM_ORDER = [name for name, _ in GROUPS] + list(RANGE_FILTERS) + ["sort"]
 RANGE_LABELS = {
@@ -27,6 +29,8 @@ RANGE_LABELS = {
     "sessions_max": "Up to {} sessions",
 }
 MAX_SUGGESTIONS = 5
+# Groups that grow with the clinic group (50 locations, 200 practitioners).
+LONG_GROUPS = ("location", "practitioner")
 
 
 def option_labels() -> dict[str, list[tuple[str, str]]]:
@@ -37,6 +41,8 @@ def option_labels() -> dict[str, list[tuple[str, str]]]:
         "fitzpatrick": [(str(n), label) for n, label in FITZPATRICK_CHOICES],
         "skin_type": list(Case.SkinType.choices),
         "area": list(Case.BodyArea.choices),
+        "location": sorted(ref["locations"].items(), key=lambda kv: kv[1]),
+        "practitioner": sorted(ref["practitioners"].items(), key=lambda kv: kv[1]),
     }
 
 
@@ -70,11 +76,15 @@ def filter_groups(chosen: dict[str, list[str]], facets: dict[str, dict[str, int]
                 "checked": checked,
                 "disabled": not checked and count == 0,
             }
+            if option["disabled"] and name in LONG_GROUPS:
+                continue  # a group of many clinics or people lists only those with cases
             if option["disabled"]:
                 option["url"] = query_string(_with(chosen, name, [*picked, value]))
             if name == "fitzpatrick":
                 option["description"], _ = FITZPATRICK_INFO[int(value)]
             options.append(option)
+        if name in LONG_GROUPS and len(options) < 2 and not picked:
+            continue  # one clinic, or one practitioner: nothing to choose
         groups.append({"name": name, "title": title, "options": options, "chosen": len(picked)})
     return groups
 
@@ -118,6 +128,10 @@ def describe(chosen: dict[str, list[str]]) -> str:
         extra.append(f"{lower(names('skin_type'))} skin")
     if chosen.get("area"):
         extra.append(lower(names("area")))
+    if chosen.get("location"):
+        extra.append(f"at {names('location')}")
+    if chosen.get("practitioner"):
+        extra.append(f"treated by {names('practitioner')}")
     text = ", ".join(filter(None, [words, *extra])) or "Every case"
     return text[:1].upper() + text[1:]
 
@@ -148,7 +162,7 @@ def nearest_matches(chosen: dict[str, list[str]], facets: dict[str, dict[str, in
                 n += step
             if 1 <= n <= 6:
                 offer(_with(chosen, "fitzpatrick", [str(n)]), fitz_counts[str(n)])
-    for dim in ("concern", "treatment", "skin_type", "area"):
+    for dim in ("concern", "treatment", "skin_type", "area", "location", "practitioner"):
         if not chosen.get(dim):
             continue
         counts = facets.get(dim, {})
@@ -157,7 +171,7 @@ def nearest_matches(chosen: dict[str, list[str]], facets: dict[str, dict[str, in
                 offer(_with(chosen, dim, [value]), counts[value])
     # Without one choice. Exact for single-valued facts (every case has one type, one
     # treatment…); a case with two concerns would be counted twice, so not for concerns.
-    for dim in ("fitzpatrick", "treatment", "skin_type", "area"):
+    for dim in ("fitzpatrick", "treatment", "skin_type", "area", "location", "practitioner"):
         if chosen.get(dim) and len([d for d in FACET_DIMS if chosen.get(d)]) > 1:
             offer(_with(chosen, dim, []), sum(facets.get(dim, {}).values()))
     return found[:MAX_SUGGESTIONS]

@@ -25,6 +25,14 @@ def _concern_choices():
     return sorted(reference_data()["concerns"].items(), key=lambda kv: kv[1])
 
 
+def _location_choices():
+    return sorted(reference_data()["locations"].items(), key=lambda kv: kv[1])
+
+
+def _practitioner_choices():
+    return sorted(reference_data()["practitioners"].items(), key=lambda kv: kv[1])
+
+
 def concern_q(slugs) -> Q:
     # Exists, not a join: a case with two matching concerns must not appear twice.
     ids = [reference_data()["concern_ids"].get(s, 0) for s in slugs]
@@ -34,6 +42,15 @@ def concern_q(slugs) -> Q:
 
 def treatment_q(slugs) -> Q:
     return Q(treatment_id__in=[reference_data()["treatment_ids"].get(s, 0) for s in slugs])
+
+
+def location_q(slugs) -> Q:
+    return Q(location_id__in=[reference_data()["location_ids"].get(s, 0) for s in slugs])
+
+
+def practitioner_q(slugs) -> Q:
+    ids = reference_data()["practitioner_ids"]
+    return Q(practitioner_id__in=[ids.get(s, 0) for s in slugs])
 
 
 # The limits the filters enforce. The OpenAPI document (``gallery/openapi.py``) is built
@@ -81,7 +98,15 @@ def page_field() -> BoundedIntegerField:
     return BoundedIntegerField(min_value=1, max_value=MAX_PAGE, required=False)
 
 
-FACET_DIMS = ("treatment", "concern", "area", "fitzpatrick", "skin_type")
+FACET_DIMS = (
+    "treatment",
+    "concern",
+    "area",
+    "fitzpatrick",
+    "skin_type",
+    "location",
+    "practitioner",
+)
 RANGE_FILTERS = ("depth_min", "depth_max", "sessions_min", "sessions_max")
 
 
@@ -92,6 +117,8 @@ def facet_options() -> dict[str, list[str]]:
         "area": [a for a, _ in Case.BodyArea.choices],
         "fitzpatrick": [str(n) for n, _ in FITZPATRICK_CHOICES],
         "skin_type": [t for t, _ in Case.SkinType.choices],
+        "location": [s for s, _ in _location_choices()],
+        "practitioner": [s for s, _ in _practitioner_choices()],
     }
 
 
@@ -101,6 +128,10 @@ def case_q(dim: str, values) -> Q:
         return concern_q(values)
     if dim == "treatment":
         return treatment_q(values)
+    if dim == "location":
+        return location_q(values)
+    if dim == "practitioner":
+        return practitioner_q(values)
     field = {"area": "body_area"}.get(dim, dim)
     return Q(**{f"{field}__in": list(values)})
 
@@ -122,6 +153,15 @@ class CaseFilter(django_filters.FilterSet):
     )
     skin_type = django_filters.MultipleChoiceFilter(
         distinct=False, choices=Case.SkinType.choices, label="Skin type"
+    )
+    location = django_filters.MultipleChoiceFilter(
+        distinct=False, choices=_location_choices, method="filter_location", label="Location"
+    )
+    practitioner = django_filters.MultipleChoiceFilter(
+        distinct=False,
+        choices=_practitioner_choices,
+        method="filter_practitioner",
+        label="Practitioner",
     )
     depth_min = DecimalRangeFilter(
         field_name="needle_depth_mm",
@@ -167,6 +207,12 @@ class CaseFilter(django_filters.FilterSet):
 
     def filter_concern(self, queryset: QuerySet, name: str, value) -> QuerySet:
         return queryset.filter(concern_q(value)) if value else queryset
+
+    def filter_location(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(location_q(value)) if value else queryset
+
+    def filter_practitioner(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(practitioner_q(value)) if value else queryset
 
     def filter_sort(self, queryset: QuerySet, name: str, value) -> QuerySet:
         return queryset  # ordering is applied to the page (``sort_order()``)

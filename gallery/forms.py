@@ -1,7 +1,15 @@
 from django import forms
 
 from consent.models import Consent
-from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Concern, Photo
+from gallery.models import (
+    FITZPATRICK_CHOICES,
+    FITZPATRICK_INFO,
+    Case,
+    Concern,
+    Location,
+    Photo,
+    Practitioner,
+)
 
 
 class FitzpatrickWidget(forms.RadioSelect):
@@ -34,7 +42,7 @@ class CaseForm(forms.ModelForm):
                 "weeks_after_last_session",
             ],
         ),
-        ("Practitioner", ["practitioner", "practitioner_credentials", "device"]),
+        ("Practitioner", ["location", "practitioner", "device"]),
         ("Notes", ["aftercare_notes", "side_effects_notes", "testimonial"]),
         ("Photos in the gallery", ["deidentified", "sensitive"]),
     ]
@@ -54,8 +62,8 @@ class CaseForm(forms.ModelForm):
             "session_interval_weeks",
             "last_session_on",
             "weeks_after_last_session",
+            "location",
             "practitioner",
-            "practitioner_credentials",
             "device",
             "aftercare_notes",
             "side_effects_notes",
@@ -101,6 +109,7 @@ class CaseForm(forms.ModelForm):
         self.fields["treatment"].empty_label = None
         # Radio buttons need no empty choice: no button checked is the empty answer.
         self.fields["skin_type"].choices = Case.SkinType.choices
+        set_up_treated_by(self)
 
     def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
         return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]
@@ -115,6 +124,24 @@ class CaseForm(forms.ModelForm):
                 "identifying feature, then tick this box.",
             )
         return data
+
+
+def set_up_treated_by(form: forms.ModelForm) -> None:
+    """The location and practitioner fields: each practitioner labelled with where they
+    work (the model's ``clean`` refuses one who does not work at the chosen location), and
+    the only location chosen for a clinic that has one."""
+    locations = list(Location.objects.order_by("name"))
+    if "location" in form.fields:
+        form.fields["location"].queryset = Location.objects.order_by("name")
+        if len(locations) == 1 and not form.instance.location_id:
+            form.fields["location"].initial = locations[0].pk
+    if "practitioner" in form.fields:
+        form.fields["practitioner"].queryset = Practitioner.objects.prefetch_related(
+            "locations"
+        ).order_by("name")
+        form.fields["practitioner"].label_from_instance = lambda p: (
+            f"{p.line()} ({', '.join(loc.name for loc in p.locations.all()) or 'no location'})"
+        )
 
 
 class PhotoUploadForm(forms.Form):

@@ -16,10 +16,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 
 from consent.models import Consent, ConsentForm, Patient, record_consent
 from gallery import images
-from gallery.models import Case, Concern, Photo, Treatment
+from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
 from gallery.publication import add_photo, build_renditions, remove_photo
 
 
@@ -234,10 +235,12 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
         raise ManifestError(
             f"needle_depth_mm {row.get('needle_depth_mm')!r} is not a number."
         ) from None
+    location, practitioner = _treated_by(row)
     case = Case(
         patient=patient,
         consent=consent,
         treatment=treatment,
+        location=location,
         body_area=row.get("body_area", "face"),
         fitzpatrick=row.get("fitzpatrick"),
         skin_type=row.get("skin_type", ""),
@@ -245,20 +248,19 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
         session_count=row.get("session_count"),
         session_interval_weeks=row.get("session_interval_weeks", 4),
         weeks_after_last_session=row.get("weeks_after_last_session"),
-        practitioner=row.get("practitioner", "") or "Not recorded",
-        practitioner_credentials=row.get("practitioner_credentials", ""),
         deidentified=bool(row.get("deidentified", False)),
         sensitive=bool(row.get("sensitive", False)),
     )
     from django.core.exceptions import ValidationError
 
     try:
-        case.full_clean()
+        case.full_clean(exclude=["practitioner"])
     except ValidationError as error:
         raise ManifestError(
             "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
         ) from None
     with transaction.atomic():
+        _save_treated_by(case, location, practitioner)
         case.save()
         case.concerns.set(concerns)
     added = []
@@ -276,6 +278,44 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
     build_renditions(case)
     report.created_cases.append(case.pk)
     return case
+
+
+def _treated_by(row: dict) -> tuple[Location, Practitioner]:
+    """The row's location (its slug; may be left out where the clinic has one location)
+    and practitioner (a slug or a name; a name not known yet becomes a practitioner at
+    that location, as the cases of the time named them)."""
+    slug = row.get("location")
+    if slug:
+        location = Location.objects.filter(slug=slug).first()
+        if location is None:
+            raise ManifestError(f"unknown location {slug!r}.")
+    else:
+        locations = list(Location.objects.all()[:2])
+        if len(locations) != 1:
+            raise ManifestError("location: give the slug of the location that treated the case.")
+        location = locations[0]
+    name = str(row.get("practitioner", "") or "Not recorded").strip()[:200]
+    practitioner = (
+        Practitioner.objects.filter(slug=name).first()
+        or Practitioner.objects.filter(name=name).order_by("pk").first()
+    )
+    if practitioner is None:
+        # Saved with the case (``_save_treated_by``), never without it.
+        base = slugify(name)[:40] or "practitioner"
+        slug, n = base, 2
+        while Practitioner.objects.filter(slug=slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        practitioner = Practitioner(
+            name=name, slug=slug, credentials=str(row.get("practitioner_credentials", ""))[:200]
+        )
+    return location, practitioner
+
+
+def _save_treated_by(case: Case, location: Location, practitioner: Practitioner) -> None:
+    if practitioner.pk is None:
+        practitioner.save()
+    practitioner.locations.add(location)
+    case.practitioner = practitioner
 
 
 def _publish(case: Case, reviewer, report: ImportReport) -> None:

@@ -2,6 +2,7 @@ import secrets
 import string
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from consent.models import Consent, Patient
+from gallery import jurisdictions
 
 PUBLIC_ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -35,7 +37,13 @@ class Treatment(models.Model):
     min_weeks_after = models.PositiveSmallIntegerField(
         default=4,
         help_text="The earliest number of weeks after the last session that an "
-        "after photo is meaningful.",
+        "after photo is meaningful (a location's country may ask for more).",
+    )
+    prescription_only = models.BooleanField(
+        "involves a prescription-only medicine",
+        default=False,
+        help_text="e.g. botulinum toxin. Some countries forbid advertising it to the public: "
+        "cases of it at a location there are never public (gallery/jurisdictions.py).",
     )
 
     class Meta:
@@ -46,6 +54,80 @@ class Treatment(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("gallery:treatment", args=[self.slug])
+
+
+class Location(models.Model):
+    """A clinic of the group. Its country selects the advertising rules its cases follow
+    (``gallery/jurisdictions.py``)."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    address = models.TextField(blank=True)
+    country = models.CharField(
+        max_length=2,
+        choices=jurisdictions.country_choices(),
+        help_text="Selects the advertising rules of the location's cases.",
+    )
+    booking_url = models.URLField(
+        "booking URL",
+        max_length=300,
+        help_text="Where the consultation button goes; the case's id is added as ?case=.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("gallery:location", args=[self.slug])
+
+    @property
+    def rules(self) -> jurisdictions.Rules:
+        return jurisdictions.rules_for(self.country)
+
+
+def booking_url(base: str, public_id: str | None = None) -> str:
+    """A booking link that carries the case it was followed from (``?case=<public_id>``),
+    keeping any query the booking page already has. The one place the consultation
+    button's target is made."""
+    if not public_id:
+        return base
+    parts = urlsplit(base)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "case"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("case", public_id)])))
+
+
+def _public_storage():
+    return storages["public"]
+
+
+class Practitioner(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    credentials = models.CharField(
+        max_length=200, blank=True, help_text="As the public should read them, e.g. Dermatologist."
+    )
+    registration_number = models.CharField(
+        max_length=50, blank=True, help_text="e.g. GMC 1234567, Ahpra MED0001234567."
+    )
+    photo = models.ImageField(
+        upload_to="practitioners/", storage=_public_storage, blank=True, max_length=200
+    )
+    locations = models.ManyToManyField(Location, related_name="practitioners")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("gallery:practitioner", args=[self.slug])
+
+    def line(self) -> str:
+        return f"{self.name}, {self.credentials}" if self.credentials else self.name
 
 
 class Concern(models.Model):
@@ -94,7 +176,7 @@ class CaseQuerySet(models.QuerySet):
     def for_display(self) -> "CaseQuerySet":
         """What a public page needs, in two queries: the cases and their public photos."""
         return (
-            self.select_related("treatment")
+            self.select_related("treatment", "location", "practitioner")
             .with_concern_slugs()
             .prefetch_related(
                 models.Prefetch("photos", queryset=Photo.objects.exclude(public_key=""))
@@ -108,7 +190,9 @@ class CaseQuerySet(models.QuerySet):
         2. its consent is active (signed, not expired, not withdrawn);
         3. the consent is the patient's own, allows the website, and the patient is an adult;
         4. the consent allows identifiable photos, or the case is de-identified;
-        5. at least one complete before/after pair of one view with renditions.
+        5. at least one complete before/after pair of one view with renditions;
+        6. its location's country allows advertising its treatment
+           (``gallery/jurisdictions.py``; its minimum age is condition 3's adult).
         """
         at = at or timezone.now()
         consent_ok = (
@@ -124,6 +208,7 @@ class CaseQuerySet(models.QuerySet):
         return self.filter(
             Exists(consent_ok),
             Exists(Photo.objects.complete_pairs().filter(case=OuterRef("pk"))),
+            ~jurisdictions.refused_q(),
             status=Case.Status.PUBLISHED,
             reviewed_by__isnull=False,
             published_at__isnull=False,
@@ -204,8 +289,8 @@ class Case(models.Model):
     )
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="cases")
-    practitioner = models.CharField(max_length=200)
-    practitioner_credentials = models.CharField(max_length=200, blank=True)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="cases")
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="cases")
     device = models.CharField(max_length=200, blank=True)
     aftercare_notes = models.TextField(blank=True)
     side_effects_notes = models.TextField("side effects", blank=True)
@@ -326,6 +411,15 @@ class Case(models.Model):
         errors = {}
         if self.consent_id and self.patient_id and self.consent.patient_id != self.patient_id:
             errors["consent"] = "This consent belongs to another patient."
+        if (
+            self.practitioner_id
+            and self.location_id
+            and not self.practitioner.locations.filter(pk=self.location_id).exists()
+        ):
+            errors["practitioner"] = (
+                f"{self.practitioner.name} does not work at {self.location.name}: choose "
+                "one of its practitioners, or add the location to theirs in the admin."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -353,6 +447,7 @@ class Case(models.Model):
             )
         if not self.complete_pairs():
             problems.append("It has no complete before/after pair with renditions.")
+        problems += jurisdictions.refusals(self.location.country, self.treatment)
         return problems
 
     @property
@@ -376,7 +471,7 @@ class Case(models.Model):
         """Complete pairs whose renditions are in public storage."""
         return [(b, a) for b, a in self.complete_pairs() if b.public_key and a.public_key]
 
-    def disclosure(self) -> str:
+    def disclosure_facts(self) -> str:
         sessions = f"{self.session_count} session{'s' if self.session_count != 1 else ''}"
         depth = f"{self.needle_depth_mm.normalize():f}"
         if "." not in depth:
@@ -393,6 +488,23 @@ class Case(models.Model):
         text += "Individual results vary."
         return text
 
+    def disclosure(self) -> str:
+        """The caption of the case: its facts, who treated it where, and the warning its
+        location's rules ask for."""
+        text = f"{self.disclosure_facts()} {self.practitioner_line()}"
+        return f"{text} {self.warning}" if self.warning else text
+
+    @property
+    def warning(self) -> str:
+        """The warning text every outcome image of this case carries ("" for none)."""
+        return self.location.rules.warning
+
+    @property
+    def booking_url(self) -> str:
+        """Where this case's consultation button goes: its location's booking page, told
+        which case the visitor came from."""
+        return booking_url(self.location.booking_url, self.public_id)
+
     def concern_slugs(self) -> list[str]:
         """Concern slugs: from the ``with_concern_slugs()`` annotation when present."""
         annotated = getattr(self, "concern_slug_list", None)
@@ -401,9 +513,7 @@ class Case(models.Model):
         return sorted(self.concerns.values_list("slug", flat=True))
 
     def practitioner_line(self) -> str:
-        if self.practitioner_credentials:
-            return f"Treated by {self.practitioner}, {self.practitioner_credentials}."
-        return f"Treated by {self.practitioner}."
+        return f"Treated at {self.location.name} by {self.practitioner.line()}."
 
 
 class PhotoQuerySet(models.QuerySet):
@@ -548,10 +658,10 @@ def public_name(public_key: str, rendition: dict) -> str:
 
 
 def reference_data() -> dict:
-    """Treatments and concerns (slug -> name, and slug -> id under "*_ids"), cached: the
-    filters and facets need them on every request and they change only when an admin
-    edits them. Filters compare ids, so PostgreSQL estimates them from the case table's
-    own statistics instead of a join on a slug."""
+    """Treatments, concerns, locations and practitioners (slug -> name, and slug -> id
+    under "*_ids"), cached: the filters and facets need them on every request and they
+    change only when an admin edits them. Filters compare ids, so PostgreSQL estimates
+    them from the case table's own statistics instead of a join on a slug."""
     from django.core.cache import cache
 
     data = cache.get(REFERENCE_CACHE_KEY)
@@ -561,9 +671,13 @@ def reference_data() -> dict:
             "concerns": dict(Concern.objects.values_list("slug", "name")),
             "treatment_ids": dict(Treatment.objects.values_list("slug", "id")),
             "concern_ids": dict(Concern.objects.values_list("slug", "id")),
+            "locations": dict(Location.objects.values_list("slug", "name")),
+            "practitioners": dict(Practitioner.objects.values_list("slug", "name")),
+            "location_ids": dict(Location.objects.values_list("slug", "id")),
+            "practitioner_ids": dict(Practitioner.objects.values_list("slug", "id")),
         }
         cache.set(REFERENCE_CACHE_KEY, data, 3600)
     return data
 
 
-REFERENCE_CACHE_KEY = "gallery:reference:v2"
+REFERENCE_CACHE_KEY = "gallery:reference:v3"

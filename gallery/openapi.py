@@ -55,6 +55,9 @@ CASE = {
         "session_count",
         "weeks_after_last_session",
         "disclosure",
+        "warning",
+        "treated_by",
+        "location",
         "pairs",
     ],
     "properties": {
@@ -77,7 +80,40 @@ CASE = {
         "session_count": {"type": "integer", "minimum": 1},
         "session_interval_weeks": {"type": "integer", "minimum": 1},
         "weeks_after_last_session": {"type": "integer", "minimum": 0},
-        "practitioner": {"type": "string"},
+        "practitioner": {
+            "type": "string",
+            "description": "who treated the case, where: the caption's words",
+        },
+        "treated_by": {
+            "type": "object",
+            "required": ["slug", "name", "credentials", "url"],
+            "properties": {
+                "slug": {"type": "string"},
+                "name": {"type": "string"},
+                "credentials": {"type": "string"},
+                "url": {"type": "string", "format": "uri"},
+            },
+        },
+        "location": {
+            "type": "object",
+            "required": ["slug", "name", "country", "url"],
+            "properties": {
+                "slug": {"type": "string"},
+                "name": {"type": "string"},
+                "country": {"type": "string", "description": "ISO 3166-1 alpha-2"},
+                "url": {"type": "string", "format": "uri"},
+            },
+        },
+        "warning": {
+            "type": "string",
+            "description": "the warning the location's rules ask every outcome image to carry "
+            "(empty for none); also the disclosure's last sentence",
+        },
+        "booking_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "the consultation booking page, with ?case=<id>",
+        },
         "sensitive": {"type": "boolean", "description": "blur until the viewer asks"},
         "demo": {"type": "boolean"},
         "published_at": {"type": ["string", "null"], "format": "date-time"},
@@ -123,6 +159,8 @@ DESCRIPTIONS = {
     "area": "body area",
     "fitzpatrick": "Fitzpatrick skin type",
     "skin_type": "skin type",
+    "location": "location slug (the clinic where the case was treated)",
+    "practitioner": "practitioner slug (who treated the case)",
     "depth_min": "deepest needle setting from (mm)",
     "depth_max": "deepest needle setting to (mm)",
     "sessions_min": "number of sessions from",

@@ -347,7 +347,7 @@ def build_case_renditions(case_id: int, view: str | None = None) -> None:
 def sync_public_files(case_id: int) -> bool:
     """Make public storage match the rule for one case. Returns whether it is public."""
     case = (
-        Case.objects.select_related("consent", "treatment")
+        Case.objects.select_related("consent", "treatment", "location")
         .prefetch_related("photos")
         .filter(pk=case_id)
         .first()

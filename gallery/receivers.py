@@ -1,9 +1,12 @@
 import contextlib
+import logging
 
 from django.db import transaction
 
 from gallery.models import Case
 from gallery.publication import sync_cases
+
+log = logging.getLogger(__name__)
 
 
 def consent_changing(sender, consent, superseded=(), **kwargs) -> None:
@@ -85,18 +88,38 @@ def reference_data_changed(sender, **kwargs) -> None:
     new_generation()
 
 
+def rules_input_changed(sender, instance, **kwargs) -> None:
+    """A location (its country) or a treatment (prescription-only) was saved: what its
+    rules allow may have changed (``gallery/jurisdictions.py``), so its published cases
+    are brought in step with the rule after commit: public files, listing, cached pages."""
+    from gallery.models import Location
+
+    field = "location" if isinstance(instance, Location) else "treatment"
+    published = Case.objects.filter(**{field: instance}, status=Case.Status.PUBLISHED)
+    ids = list(published.values_list("pk", flat=True))
+    if ids:
+        transaction.on_commit(lambda: sync_cases(ids))
+
+
 def relist(sender, using="default", **kwargs) -> None:
     """After migrations: bring the listing in step with the rule (``gallery/listing.py``),
     and forget what the shared cache holds about the database. The cache can outlive the
     database (a file cache beside a deleted db.sqlite3, a restore): treatment and concern
     ids cached from another database would make every filter and count wrong."""
     from django.core.cache import cache
+    from django.db import DatabaseError
 
     from gallery.cache import new_generation
     from gallery.listing import sync_listing
     from gallery.models import REFERENCE_CACHE_KEY
 
-    sync_listing()
+    try:
+        sync_listing()
+    except DatabaseError:
+        # Migrated back to before a table the rule reads (a location's country): the
+        # listing is rebuilt when the database is migrated forward again.
+        log.warning("The listing was not rebuilt: the database is behind the code")
+        return
     # No cache table or server during a migration: then nothing is cached either.
     with contextlib.suppress(Exception):
         cache.delete(REFERENCE_CACHE_KEY)

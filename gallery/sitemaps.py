@@ -1,8 +1,8 @@
 """The sitemap's sections, for ``django.contrib.sitemaps`` (views in gallery/views.py).
 
-"pages" holds the home page, the list and the treatment pages; "cases" every public case,
-``limit`` to a file. The protocol allows 50,000 URLs a file; a smaller file is quicker to
-build on a cache miss and to fetch.
+"pages" holds the home page, the list, the treatment, location and practitioner pages;
+"cases" every public case, ``limit`` to a file. The protocol allows 50,000 URLs a file;
+a smaller file is quicker to build on a cache miss and to fetch.
 """
 
 from django.contrib.sitemaps import Sitemap
@@ -16,11 +16,16 @@ from gallery.models import Case, reference_data
 
 class PagesSitemap(Sitemap):
     def items(self) -> list[str]:
-        treatments = reference_data()["treatments"]  # cached: no query on a running site
+        ref = reference_data()  # cached: no query on a running site
         return [
             reverse("gallery:home"),
             reverse("gallery:list"),
-            *(reverse("gallery:treatment", args=[slug]) for slug in sorted(treatments)),
+            *(reverse("gallery:treatment", args=[slug]) for slug in sorted(ref["treatments"])),
+            *(reverse("gallery:location", args=[slug]) for slug in sorted(ref["locations"])),
+            *(
+                reverse("gallery:practitioner", args=[slug])
+                for slug in sorted(ref["practitioners"])
+            ),
         ]
 
     def location(self, item: str) -> str:

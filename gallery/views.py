@@ -48,8 +48,11 @@ from gallery.models import (
     FITZPATRICK_CHOICES,
     FITZPATRICK_INFO,
     Case,
+    Location,
     Photo,
+    Practitioner,
     Treatment,
+    booking_url,
     reference_data,
 )
 from gallery.openapi import openapi_document
@@ -236,7 +239,7 @@ def similar_cases(case: Case, limit: int = 4) -> list[Case]:
             distance=Abs(F("fitzpatrick") - case.fitzpatrick),
         )
         .order_by("concern_rank", "distance", "-published_at")
-        .select_related("treatment")
+        .select_related("treatment", "location", "practitioner")
         .with_concern_slugs()[:limit]
     )
 
@@ -247,7 +250,7 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     # Three queries: the case, its similar cases, and the photos of all of them at once.
     case = (
         Case.objects.public()
-        .select_related("treatment")
+        .select_related("treatment", "location", "practitioner")
         .with_concern_slugs()
         .filter(public_id=public_id)
         .first()
@@ -307,6 +310,69 @@ def treatment_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "canonical": request.build_absolute_uri(treatment.get_absolute_url()),
             "og_image": share_image(request, cases),
             "faq_json": faq_json,
+        },
+    )
+
+
+# How many of a practitioner's or a location's cases their page shows (the list has all).
+PEOPLE_PAGE_CASES = 12
+
+
+@require_safe
+@cached_public_page
+def practitioner_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A practitioner: credentials, registration, where they work, their public cases."""
+    # The practitioner and where they work in one query (their rows of the link table).
+    links = list(
+        Practitioner.locations.through.objects.filter(practitioner__slug=slug)
+        .select_related("practitioner", "location")
+        .order_by("location__name")
+    )
+    practitioner = (
+        links[0].practitioner if links else Practitioner.objects.filter(slug=slug).first()
+    )
+    if practitioner is None:
+        raise Http404("No such practitioner.")
+    listed = Case.objects.listed().filter(practitioner=practitioner)
+    cases = list(page_of(listed, SORTS["newest"], 0, PEOPLE_PAGE_CASES).for_display())
+    locations = [link.location for link in links]
+    return render(
+        request,
+        "gallery/practitioner.html",
+        {
+            "practitioner": practitioner,
+            "locations": [(location, booking_url(location.booking_url)) for location in locations],
+            "cases": cases,
+            "canonical": request.build_absolute_uri(practitioner.get_absolute_url()),
+            "og_image": share_image(request, cases),
+        },
+    )
+
+
+@require_safe
+@cached_public_page
+def location_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A location: address, booking, its practitioners and its public cases."""
+    links = list(
+        Practitioner.locations.through.objects.filter(location__slug=slug)
+        .select_related("practitioner", "location")
+        .order_by("practitioner__name")
+    )
+    location = links[0].location if links else Location.objects.filter(slug=slug).first()
+    if location is None:
+        raise Http404("No such location.")
+    listed = Case.objects.listed().filter(location=location)
+    cases = list(page_of(listed, SORTS["newest"], 0, PEOPLE_PAGE_CASES).for_display())
+    return render(
+        request,
+        "gallery/location.html",
+        {
+            "location": location,
+            "practitioners": [link.practitioner for link in links],
+            "booking": booking_url(location.booking_url),
+            "cases": cases,
+            "canonical": request.build_absolute_uri(location.get_absolute_url()),
+            "og_image": share_image(request, cases),
         },
     )
 

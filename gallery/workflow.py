@@ -183,7 +183,7 @@ def publish(case: Case, reviewer, override: str = "") -> None:
             )
             if not Case.objects.public().filter(pk=case.pk).exists():
                 fresh = (
-                    Case.objects.select_related("consent")
+                    Case.objects.select_related("consent", "treatment", "location")
                     .prefetch_related("photos")
                     .get(pk=case.pk)
                 )

@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 
 from consent.models import Consent, ConsentForm, Patient
-from gallery.models import Case, Concern, Photo, Treatment
+from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
 
 pytest_plugins = ["tests.browser", "tests.corpus"]
 
@@ -201,6 +201,24 @@ def make_consent(patient=None, **kw) -> Consent:
     return Consent.objects.create(patient=patient, **{**defaults, **kw})
 
 
+def make_location(slug="demo-skin-clinic", country="US", **kw) -> Location:
+    """A clinic location (the migration's first one is ``demo-skin-clinic``, in the US)."""
+    defaults = {
+        "name": slug.replace("-", " ").title(),
+        "country": country,
+        "booking_url": f"https://example.com/book/{slug}",
+    }
+    location, _ = Location.objects.get_or_create(slug=slug, defaults={**defaults, **kw})
+    return location
+
+
+def make_practitioner(slug="dr-test", locations=None, **kw) -> Practitioner:
+    defaults = {"name": "Dr. Test", "credentials": ""}
+    practitioner, _ = Practitioner.objects.get_or_create(slug=slug, defaults={**defaults, **kw})
+    practitioner.locations.add(*(locations or [make_location()]))
+    return practitioner
+
+
 def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
     """A case that is public unless told otherwise (photo rows without files).
 
@@ -220,10 +238,14 @@ def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
         "session_count": 3,
         "session_interval_weeks": 4,
         "weeks_after_last_session": 12,
-        "practitioner": "Dr. Test",
         "status": Case.Status.PUBLISHED,
         "published_at": now() - timedelta(days=1) if status == Case.Status.PUBLISHED else None,
     }
+    if "location" not in kw:
+        kw["location"] = kw["practitioner"].locations.first() if "practitioner" in kw else None
+        kw["location"] = kw["location"] or make_location()
+    if "practitioner" not in kw:
+        kw["practitioner"] = make_practitioner(locations=[kw["location"]])
     case = Case.objects.create(
         patient=patient, consent=consent, reviewed_by=reviewer, **{**defaults, **kw}
     )

@@ -23,6 +23,8 @@ PUBLIC = {
     "gallery:list",
     "gallery:case",
     "gallery:treatment",
+    "gallery:practitioner",
+    "gallery:location",
     "gallery:api-list",
     "gallery:api-case",
     "gallery:api-openapi",

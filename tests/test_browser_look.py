@@ -70,6 +70,8 @@ def test_no_page_is_wider_than_the_screen(live_server, new_page, cases, width):
         "/",
         cases[0].get_absolute_url(),
         "/treatments/microneedling/",
+        f"/practitioners/{cases[0].practitioner.slug}/",
+        f"/locations/{cases[0].location.slug}/",
         "/gallery/NoSuchCase/",
         "/embed/?fitzpatrick=4",
     ):

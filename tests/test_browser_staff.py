@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from gallery.models import Case
 from tests.browser import log_in
-from tests.conftest import make_consent, make_patient, make_user, skin_jpeg
+from tests.conftest import make_consent, make_patient, make_practitioner, make_user, skin_jpeg
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,6 +27,7 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
     make_consent(patient)
     make_user("photographer", groups=["Photographers"])
     make_user("reviewer", groups=["Reviewers"])
+    make_practitioner()
     before = tmp_path / "IMG_0001.JPG"
     before.write_bytes(skin_jpeg(21, 3, "before", (1600, 1200)))
     after = tmp_path / "IMG_0002.HEIC"
@@ -50,7 +51,7 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
     page.fill("#id_needle_depth_mm", "1.5")
     page.fill("#id_session_count", "3")
     page.fill("#id_weeks_after_last_session", "12")
-    page.fill("#id_practitioner", "Dr. Tablet")
+    page.select_option("#id_practitioner", label="Dr. Test (Demo Skin Clinic)")
     page.click("text=Create the case and add photos")
     page.wait_for_url(re.compile(r"/staff/cases/\d+/$"))
 

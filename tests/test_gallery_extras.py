@@ -29,6 +29,8 @@ def test_openapi_describes_the_api_and_matches_a_real_answer(client):
         "area",
         "fitzpatrick",
         "skin_type",
+        "location",
+        "practitioner",
         "depth_min",
         "depth_max",
         "sessions_min",

@@ -11,7 +11,7 @@ from gallery import views
 from gallery.cache import new_generation
 from gallery.filters import CaseFilter
 from gallery.models import Case, Treatment, reference_data
-from tests.conftest import make_listed_case, make_user
+from tests.conftest import make_listed_case, make_practitioner, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -23,9 +23,13 @@ def many_cases():
     reviewer = make_user()
     rf = Treatment.objects.get(slug="rf-microneedling")
     concerns = itertools.cycle(["acne-scars", "pigmentation", "texture-pores"])
+    # Two practitioners at one location, so the list's practitioner group is shown.
+    other = make_practitioner("dr-other", name="Dr. Other")
     cases = []
     for n in range(CASES):
         kw = {"treatment": rf} if n % 2 else {}
+        if n % 3 == 0:
+            kw["practitioner"] = other
         cases.append(
             make_listed_case(
                 fitzpatrick=n % 6 + 1, reviewed_by=reviewer, concerns=(next(concerns),), **kw
@@ -72,6 +76,7 @@ def queries_for(client, url) -> tuple[int, object]:
         "depth_min=0.5&depth_max=3&sessions_min=1&sessions_max=9&skin_type=normal&area=face",
         # No case: the page offers the nearest matches, counted within the same queries.
         "fitzpatrick=1&concern=pigmentation",
+        "location=demo-skin-clinic&practitioner=dr-test&practitioner=dr-other&fitzpatrick=2",
     ],
 )
 def test_list_and_api_run_at_most_three_queries(
@@ -102,6 +107,8 @@ def test_case_treatment_and_home_pages_run_at_most_three_queries(
         case.get_absolute_url(),
         f"/api/cases/{case.public_id}/",
         "/treatments/microneedling/",
+        f"/practitioners/{case.practitioner.slug}/",
+        f"/locations/{case.location.slug}/",
         "/",
         "/sitemap.xml",
         "/sitemap-pages.xml",
@@ -156,6 +163,8 @@ def test_facet_counts_are_taken_once_per_generation_and_count_like_the_rule(
         {"treatment": ["rf-microneedling"]},
         {"skin_type": ["normal", "oily"]},
         {"concern": ["acne-scars", "pigmentation"]},
+        {"practitioner": ["dr-other"], "fitzpatrick": ["1", "2"]},
+        {"location": ["demo-skin-clinic"], "practitioner": ["dr-test", "dr-other"]},
     ]:
         filterset = CaseFilter(query or None, queryset=Case.objects.listed())
         assert filterset.facets(generation) == filterset.live_facets(), query

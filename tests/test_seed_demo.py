@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from gallery.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
-from gallery.models import Case
+from gallery.models import Case, Location, Practitioner
 
 pytestmark = pytest.mark.django_db
 
@@ -33,9 +33,18 @@ def test_seed_demo_publishes_labelled_cases_for_both_treatments_and_every_skin_t
     assert not public.filter(is_demo=False).exists()
     html = client.get("/gallery/").content.decode()
     assert "Demo case" in html
+    # Two locations, one in Australia whose cases carry its warning; three practitioners,
+    # each with public cases.
+    assert sorted(Location.objects.values_list("country", flat=True)) == ["AU", "US"]
+    assert Practitioner.objects.count() == 3
+    assert all(p.cases.filter(pk__in=public).exists() for p in Practitioner.objects.all())
+    au = public.filter(location__country="AU").first()
+    assert au is not None and au.warning and au.warning in au.disclosure()
+    assert au.warning in client.get(au.get_absolute_url()).content.decode()
     # Idempotent: a second run creates nothing.
     call_command("seed_demo", count=12, stdout=open("/dev/null", "w"))
     assert Case.objects.count() == 12
+    assert (Location.objects.count(), Practitioner.objects.count()) == (2, 3)
 
 
 def seed(*args, **kw) -> str:

@@ -105,8 +105,8 @@ def case_form_data(case: Case, **overrides) -> dict:
         "session_interval_weeks": case.session_interval_weeks,
         "last_session_on": "",
         "weeks_after_last_session": case.weeks_after_last_session,
-        "practitioner": case.practitioner,
-        "practitioner_credentials": "",
+        "location": case.location_id,
+        "practitioner": case.practitioner_id,
         "device": "",
         "aftercare_notes": "",
         "side_effects_notes": "",
@@ -176,11 +176,11 @@ def test_a_photographer_cannot_edit_another_draft_or_a_live_case_in_the_admin(cl
         assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
         response = client.post(
             f"/admin/gallery/case/{case.pk}/change/",
-            case_form_data(case, practitioner="Changed through the admin"),
+            case_form_data(case, device="Changed through the admin"),
         )
         assert response.status_code == 403
         case.refresh_from_db()
-        assert case.practitioner == "Dr. Test"
+        assert case.device == ""
 
 
 def test_editing_a_draft_in_the_admin_cannot_change_its_status(
@@ -191,11 +191,11 @@ def test_editing_a_draft_in_the_admin_cannot_change_its_status(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             f"/admin/gallery/case/{mine.pk}/change/",
-            case_form_data(mine, status="review", reviewed_by=me.pk, practitioner="Dr. Edited"),
+            case_form_data(mine, status="review", reviewed_by=me.pk, device="Edited pen"),
         )
     assert response.status_code == 302, response.content.decode()[:3000]
     mine.refresh_from_db()
-    assert (mine.practitioner, mine.status, mine.reviewed_by) == ("Dr. Edited", "draft", None)
+    assert (mine.device, mine.status, mine.reviewed_by) == ("Edited pen", "draft", None)
 
 
 def test_submitting_in_the_admin_runs_the_submit_checks(client):

@@ -8,7 +8,14 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from gallery.models import Case, Concern, Treatment
-from tests.conftest import make_consent, make_patient, make_user, skin_jpeg
+from tests.conftest import (
+    make_consent,
+    make_location,
+    make_patient,
+    make_practitioner,
+    make_user,
+    skin_jpeg,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +34,10 @@ def case_facts(consent, **overrides) -> dict:
         "session_interval_weeks": "6",
         "last_session_on": "",
         "weeks_after_last_session": "12",
-        "practitioner": "Dr. Amara Okafor",
-        "practitioner_credentials": "Dermatologist",
+        "location": make_location().pk,
+        "practitioner": make_practitioner(
+            "amara-okafor", name="Dr. Amara Okafor", credentials="Dermatologist"
+        ).pk,
         "device": "",
         "aftercare_notes": "",
         "side_effects_notes": "",

@@ -148,6 +148,9 @@ Consent.objects.create(patient=p, form=ConsentForm.objects.get(version="2026-1")
     allow_website=True,
     identifiable=True, patient_is_adult=True, signed_at=timezone.now() - timedelta(days=1),
     signed_by_name="Two Instances", expires_at=timezone.now() + timedelta(days=365))
+from gallery.models import Location, Practitioner
+dr = Practitioner.objects.create(name="Dr. Two", slug="dr-two")
+dr.locations.add(Location.objects.get())
 """
     subprocess.run([*manage, "shell", "-c", setup], cwd=ROOT, env=env, check=True, timeout=120)
     procs = []
@@ -260,7 +263,12 @@ def test_two_instances_share_everything_and_withdrawal_holds_on_both(stack):
             "session_count": "3",
             "session_interval_weeks": "4",
             "weeks_after_last_session": "12",
-            "practitioner": "Dr. Two",
+            "location": re.search(rb'name="location".*?<option value="(\d+)" selected>', body, re.S)
+            .group(1)
+            .decode(),
+            "practitioner": re.search(rb'<option value="(\d+)"[^>]*>Dr. Two \(', body)
+            .group(1)
+            .decode(),
         },
     )
     case_pk = re.search(r"/staff/cases/(\d+)/$", url).group(1)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from consent.models import ConsentForm, Patient, record_consent
 from gallery.demo_images import skin_pair
-from gallery.models import Case, Concern, Photo, Treatment
+from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
 from gallery.publication import add_photo, build_renditions
 from gallery.workflow import publish, submit_for_review
 
@@ -32,10 +32,27 @@ CONCERN_AREAS = {
     "stretch-marks": "abdomen",
     "surgical-scars": "abdomen",
 }
+# Two locations: the clinic's own (the first location, made from the settings when
+# locations arrived) and one in Australia, whose rules put a warning on every outcome
+# image (gallery/jurisdictions.py). Three practitioners: slug, name, credentials,
+# registration, and which of the two locations they work at.
+SECOND_LOCATION = {
+    "slug": "demo-sydney",
+    "name": "Demo Skin Clinic Sydney",
+    "address": "1 Demo Street\nSydney NSW 2000",
+    "country": "AU",
+    "booking_url": "https://example.com/book/sydney",
+}
 PRACTITIONERS = [
-    ("Dr. Amara Okafor", "Consultant dermatologist"),
-    ("Lena Brandt", "Registered nurse, aesthetic practitioner"),
-    ("Dr. Tomás Rivera", "Dermatologist"),
+    ("amara-okafor", "Dr. Amara Okafor", "Consultant dermatologist", "GMC 7000001", (0,)),
+    (
+        "lena-brandt",
+        "Lena Brandt",
+        "Registered nurse, aesthetic practitioner",
+        "Ahpra NMW0000000001",
+        (1,),
+    ),
+    ("tomas-rivera", "Dr. Tomás Rivera", "Dermatologist", "MD 0000001", (0, 1)),
 ]
 
 
@@ -59,6 +76,7 @@ class Command(BaseCommand):
         treatments = list(Treatment.objects.order_by("slug"))
         concerns = list(Concern.objects.order_by("slug"))
         form = ConsentForm.current()
+        locations, practitioners = self.demo_clinics()
         now = timezone.now()
         created = 0
         for n in range(1, count + 1):
@@ -88,7 +106,9 @@ class Command(BaseCommand):
                     signed_by_name=patient.full_name,
                     expires_at=now + timedelta(days=3 * 365),
                 )
-                practitioner, credentials = PRACTITIONERS[n % len(PRACTITIONERS)]
+                practitioner = practitioners[n % len(practitioners)]
+                works_at = PRACTITIONERS[n % len(PRACTITIONERS)][4]
+                location = locations[works_at[n % len(works_at)]]
                 sessions = rng.choice([1, 2, 3, 3, 4, 5, 6])
                 case = Case.objects.create(
                     treatment=treatment,
@@ -103,8 +123,8 @@ class Command(BaseCommand):
                     weeks_after_last_session=treatment.min_weeks_after + rng.choice([0, 2, 4, 8]),
                     patient=patient,
                     consent=consent,
+                    location=location,
                     practitioner=practitioner,
-                    practitioner_credentials=credentials,
                     device="Demo pen" if treatment.slug == "microneedling" else "Demo RF system",
                     aftercare_notes="Gentle cleanser, moisturiser and SPF 50 for two weeks.",
                     side_effects_notes="Redness for two days after each session.",
@@ -132,6 +152,35 @@ class Command(BaseCommand):
                 f"{Case.objects.public().filter(is_demo=True).count()} public demo case(s)."
             )
         )
+
+    def demo_clinics(self) -> tuple[list[Location], list[Practitioner]]:
+        """The demo's two locations and three practitioners (made once)."""
+        first = Location.objects.order_by("pk").first()
+        if first is None:
+            first = Location.objects.create(
+                slug="demo-skin-clinic",
+                name=settings.CLINIC_NAME,
+                country=settings.CLINIC_COUNTRY,
+                booking_url=settings.CLINIC_BOOKING_URL,
+            )
+        slug = SECOND_LOCATION["slug"]
+        second = Location.objects.filter(slug=slug).first() or Location.objects.create(
+            **SECOND_LOCATION
+        )
+        locations = [first, second]
+        practitioners = []
+        for slug, name, credentials, registration, works_at in PRACTITIONERS:
+            practitioner, _ = Practitioner.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "credentials": credentials,
+                    "registration_number": registration,
+                },
+            )
+            practitioner.locations.add(*(locations[i] for i in works_at))
+            practitioners.append(practitioner)
+        return locations, practitioners
 
     def demo_login(self, staging: bool) -> User | None:
         """The demo staff login in every role, or None on a site with debug off.
