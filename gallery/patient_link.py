@@ -4,14 +4,32 @@ Every link leads to the patient's *current* standing: the consent in force now (
 for a consent that a renewal superseded keeps working) and the cases of theirs that are
 public now. Withdrawing through any link withdraws the consent in force, so every case of
 theirs leaves every public surface.
+
+Through the same link the patient narrows the consent in force (stops some uses, or
+allows only photos in which they cannot be recognised) or renews it by signing the
+current consent text on their phone. Either records a new consent with ``record_consent``,
+which supersedes the old one in its transaction: the cases move under the new consent
+and follow its scope from the commit on (``gallery/receivers.py``).
 """
 
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from clinic.forwarded import client_address
-from consent.models import Consent, consent_for_token, withdraw_patient_consent
+from consent.forms import PatientChoicesForm, PatientNarrowForm, PatientRenewalForm
+from consent.models import (
+    Consent,
+    ConsentForm,
+    ConsentStandingChanged,
+    consent_for_token,
+    record_consent,
+    renewal_expiry,
+    withdraw_patient_consent,
+)
 from consent.receipts import send_withdrawal_receipt
 from gallery.models import Case
 
@@ -46,6 +64,7 @@ def patient_page(request: HttpRequest, token: str) -> HttpResponse:
                 "renewed": in_force is not None and in_force.pk != linked.pk,
                 "cases": cases,
                 "token": token,
+                "changed": request.GET.get("changed", ""),
             },
         )
     )
@@ -89,3 +108,86 @@ def patient_withdraw(request: HttpRequest, token: str) -> HttpResponse:
             },
         )
     )
+
+
+def _what_may_change(action: str, in_force: Consent | None) -> ConsentForm | None:
+    """The consent text a change is signed under, or None when the standing allows no
+    change from the link: narrowing needs a consent in force (it keeps its text and end
+    date); renewal needs one not withdrawn, in force or ended, and takes the current text.
+    After a withdrawal, consent is given again with the clinic."""
+    if in_force is None or in_force.withdrawn_at is not None:
+        return None
+    if action == "narrowed":
+        return in_force.form if in_force.is_active else None
+    return ConsentForm.current()
+
+
+def _change(
+    request: HttpRequest, token: str, form_class: type[PatientChoicesForm], action: str
+) -> HttpResponse:
+    """The narrowing and renewal pages: GET shows the choices, POST records the new
+    consent and sends the patient back to their page, which shows the new standing."""
+    linked, in_force = _standing(token)
+    patient = linked.patient
+    text = _what_may_change(action, in_force)
+    bound = request.POST if request.method == "POST" else None
+    form = form_class(bound, consent=in_force) if text else None
+    conflict = False
+    if form is not None and request.method == "POST" and form.is_valid():
+        document, end = None, in_force.expires_at
+        if action == "renewed":
+            document = ("png", form.cleaned_data["signature_data"])
+            end = renewal_expiry(in_force, timezone.now())
+        try:
+            record_consent(
+                patient,
+                text,
+                None,
+                document,
+                channel=Consent.Channel.PATIENT_PAGE,
+                details={
+                    "action": action,
+                    "link_of_consent": linked.pk,
+                    "ip": client_address(request) or "",
+                },
+                replaces=in_force,
+                actor_label=f"{form.cleaned_data['signed_by_name']} (patient link)",
+                expires_at=end,
+                **form.consent_fields(),
+            )
+        except (ConsentStandingChanged, ValidationError):
+            # Replaced, withdrawn or ended between the page and the click: nothing was
+            # recorded. Show the choices again, for the standing now.
+            conflict = True
+            in_force = patient.consent_in_force()
+            text = _what_may_change(action, in_force)
+            form = form_class(consent=in_force) if text else None
+        else:
+            page = reverse("patient-consent", args=[token])
+            return _private(redirect(f"{page}?changed={action}"))
+    return _private(
+        render(
+            request,
+            f"gallery/patient_{'narrow' if action == 'narrowed' else 'renew'}.html",
+            {
+                "patient": patient,
+                "consent": in_force,
+                "form": form,
+                "consent_form": text,
+                "conflict": conflict,
+                "token": token,
+                "new_end": renewal_expiry(in_force, timezone.now()) if text else None,
+                "public_count": Case.objects.public().filter(patient=patient).count(),
+            },
+        )
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def patient_narrow(request: HttpRequest, token: str) -> HttpResponse:
+    return _change(request, token, PatientNarrowForm, "narrowed")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def patient_renew(request: HttpRequest, token: str) -> HttpResponse:
+    return _change(request, token, PatientRenewalForm, "renewed")
