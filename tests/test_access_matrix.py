@@ -36,6 +36,8 @@ PUBLIC = {
     "public-media",
     "patient-consent",
     "patient-withdraw",
+    "patient-narrow",
+    "patient-renew",
 }
 P, R, C, S = "Photographers", "Reviewers", "Consent officers", "superuser"
 # Who may use each staff page: the product's rules, written out independently of the
