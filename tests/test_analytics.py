@@ -370,3 +370,28 @@ def test_the_report_is_for_reviewers_and_admins_only(client):
     assert client.get("/staff/analytics/counts.csv").status_code == 403
     client.logout()
     assert client.get("/staff/analytics/").status_code == 302
+
+
+def _count_many(public_id: str, n: int) -> None:
+    from django.db import connections
+
+    connections.close_all()  # the child never uses the parent's database connection
+    for _ in range(n):
+        record("view", public_id)
+
+
+def test_processes_counting_at_once_lose_no_count():
+    """The file cache's increment is a read and a write: without the lock beside it, two
+    processes would overwrite each other's counts."""
+    import multiprocessing
+
+    case = make_listed_case()
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=_count_many, args=(case.public_id, 150)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0, 0, 0, 0]
+    flush(later())
+    assert counts(case) == (600, 0, 0)
