@@ -308,6 +308,10 @@ PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 40 * 1024 * 1024)
 PHOTO_MAX_PIXELS = envint("PHOTO_MAX_PIXELS", 60_000_000)
 # Scanned consent forms that are images are checked like photos.
 CONSENT_IMAGE_VALIDATOR = "gallery.images.validate_photo"
+# A consent the patient renews on their own page runs this many days from signing.
+CONSENT_RENEWAL_DAYS = envint("CONSENT_RENEWAL_DAYS", 730)
+if not 1 <= CONSENT_RENEWAL_DAYS <= 3660:
+    raise ImproperlyConfigured("CONSENT_RENEWAL_DAYS must be between 1 and 3660 (ten years)")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -34,6 +34,8 @@ PUBLIC = {
     "public-media",
     "patient-consent",
     "patient-withdraw",
+    "patient-narrow",
+    "patient-renew",
     "analytics:event",
     "analytics:book",
 }
