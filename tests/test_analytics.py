@@ -176,6 +176,9 @@ def test_the_booking_redirect_carries_the_case_id_and_keeps_the_clinics_own_quer
         == f"https://clinic.example/book?src=gallery&case={case.public_id}#form"
     )
     assert response["Cache-Control"] == "no-store"
+    click(client, case.public_id)  # never answered from a cache: every click counts
+    flush(later())
+    assert counts(case) == (0, 0, 2)
     assert booking.with_params("https://x.example/b?case=old", case="new") == (
         "https://x.example/b?case=new"
     )

@@ -93,7 +93,8 @@ def test_a_view_a_slide_and_a_click_show_as_one_each_in_the_report(live_server, 
     expect(staff.locator("[data-total=comparisons]")).to_have_text("1")
     expect(staff.locator("[data-total=bookings]")).to_have_text("1")
     row = staff.locator("#top-cases tbody tr").first
-    assert row.locator("th").inner_text() == case.public_id
+    assert row.locator(".case-id").inner_text() == case.public_id
+    assert row.locator(".facts").inner_text() == "Microneedling, Type V, Normal, Dr. Ada Lee"
     assert [c.inner_text() for c in row.locator("td.n").all()] == ["1", "1", "1", "100.0"]
     usage = staff.locator("#filter-usage tbody").inner_text()
     assert re.search(r"Fitzpatrick skin type\s+Type V\s+2", usage)  # on load, and again in place
