@@ -130,3 +130,11 @@ def test_the_report_fits_the_screen(live_server, new_page, width):
     shots = os.environ.get("ANALYTICS_SHOTS")
     if shots:
         page.screenshot(path=f"{shots}/report-{width}.png", full_page=True)
+    # A period that ends before it starts: said next to the form, the last 30 days shown.
+    page.fill("#id_start", "2026-05-01")
+    page.fill("#id_end", "2026-01-01")
+    page.click("text=Show")
+    expect(page.locator(".errorlist")).to_have_text("The period must start before it ends.")
+    expect(page.locator("[data-total=views]")).to_have_text("51")
+    if shots:
+        page.screenshot(path=f"{shots}/report-error-{width}.png")
