@@ -17,6 +17,15 @@
   });
   showRf();
 
+  // The blank rows held for use without a script give way to the add buttons (they are
+  // the last forms of their formsets, so the others keep their numbers).
+  box.querySelectorAll("[data-spare]").forEach((row) => {
+    const count = total(row.dataset.spare);
+    if (!count || !box.contains(row)) return;
+    row.remove();
+    count.value = String(Number(count.value) - 1);
+  });
+
   const reveal = (root) => {
     root.querySelectorAll("[data-add-session], [data-add-zone]").forEach((b) => {
       b.hidden = false;
