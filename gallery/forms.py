@@ -242,6 +242,7 @@ class SessionEntries:
             for n, form in enumerate(self.sessions.forms)
         ]
         self.records: list[SessionRecord] = []
+        self.refused = False  # checked, and something needs a fix
 
     def rows(self) -> list[tuple[forms.Form, forms.BaseFormSet]]:
         return list(zip(self.sessions.forms, self.zones, strict=True))
@@ -258,6 +259,10 @@ class SessionEntries:
         return n < self.sessions.initial_form_count() or form.has_changed()
 
     def is_valid(self, treatment: Treatment | None, after_photo_on: date | None) -> bool:
+        self.refused = not self._check(treatment, after_photo_on)
+        return not self.refused
+
+    def _check(self, treatment: Treatment | None, after_photo_on: date | None) -> bool:
         valid = self.sessions.is_valid()
         kept = []
         for n, (form, zones) in enumerate(self.rows()):

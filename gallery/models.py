@@ -766,8 +766,14 @@ def record_facts(case: Case) -> None:
     sessions = session_records(case)
     if not sessions or not all(s.zones for s in sessions):
         return  # a half-entered record derives nothing; the forms never leave one
+    # Without a dated after photo and with no weeks entered (a photo's date was counted
+    # from until the photo went), the weeks counted last stand.
+    entered = case.weeks_after_entered
     facts = derive_facts(
-        sessions, after_photo_date(case), case.weeks_after_entered, case.session_interval_weeks
+        sessions,
+        after_photo_date(case),
+        entered if entered is not None else case.weeks_after_last_session,
+        case.session_interval_weeks,
     )
     for name, value in facts.items():
         setattr(case, name, value)

@@ -204,6 +204,33 @@ def test_bad_sessions_get_a_clear_message_and_nothing_is_saved(client, photograp
     )
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert "Some answers need a fix" in response.content.decode()
+    assert not Case.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"sessions-TOTAL_FORMS": None, "sessions-INITIAL_FORMS": None},
+        {"sessions-TOTAL_FORMS": "x"},
+        {"sessions-TOTAL_FORMS": "100000"},
+        {"sessions-0-zones-TOTAL_FORMS": None},
+        {"sessions-0-performed_on": "31/02/2026"},
+        {"sessions-0-zones-0-zone": "elbow"},
+        {"sessions-0-zones-0-rf_energy": "-3"},
+    ],
+)
+def test_a_tampered_sessions_form_is_a_clear_refusal_never_a_500(client, photographer, tamper):
+    consent = make_consent()
+    data = form_data(consent)
+    for key, value in tamper.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    response = client.post(f"/staff/cases/new/{consent.patient.pk}/", data)
+    assert response.status_code == 200
+    assert "Some answers need a fix" in response.content.decode()
     assert not Case.objects.exists()
 
 
