@@ -151,7 +151,21 @@ class ZoneForm(forms.ModelForm):
         self.fields["zone"].choices = [("", "Choose a zone"), *SessionZone.Zone.choices]
 
 
+class BaseSessionFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_few_forms": "Record at least one session.",
+        "too_many_forms": "At most %(num)d sessions.",
+    }
+
+
 class BaseZoneFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_few_forms": "Record at least one zone with its needle depth.",
+        "too_many_forms": "Each zone once per session: at most %(num)d.",
+    }
+
     @property
     def empty_form(self):
         # Its own placeholder, so that a page script can fill a new session's number and
@@ -179,6 +193,7 @@ class BaseZoneFormSet(forms.BaseFormSet):
 
 SessionFormSet = forms.formset_factory(
     SessionForm,
+    formset=BaseSessionFormSet,
     extra=1,
     can_delete=True,
     min_num=1,

@@ -190,8 +190,8 @@ BAD_SESSIONS = {
         [(weeks_ago(10), "", [("cheeks", "1.0", 30, 2), ("cheeks", "1.5", 30, 2)])],
         "Each zone once per session",
     ),
-    "no zone": ([(weeks_ago(10), "", [])], "Please submit at least 1 form."),
-    "no session": ([], "Please submit at least 1 form."),
+    "no zone": ([(weeks_ago(10), "", [])], "Record at least one zone with its needle depth."),
+    "no session": ([], "Record at least one session."),
 }
 
 
