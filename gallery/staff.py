@@ -334,6 +334,8 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "concern_names": ", ".join(c.name for c in case.concerns.all()),
         "pending": sum(1 for p in photos if p.rendered_at is None),
         "captures": capture_targets(photos),
+        "sessions": case.sessions.prefetch_related("zones"),
+        "after_photo_on": after_photo_date(case),
     }
     return render(request, "staff/case_detail.html", context)
 
