@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,18 @@ def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
     page.check("input[name=concerns] >> nth=0")
     page.check("input[name=fitzpatrick][value='3']")
     page.check("input[name=skin_type][value=combination]")
-    page.fill("#id_needle_depth_mm", "1.5")
-    page.fill("#id_session_count", "3")
-    page.fill("#id_weeks_after_last_session", "12")
+    # Two sessions, the first on two zones, added with the page's own buttons.
+    page.fill("#id_sessions-0-performed_on", str(date.today() - timedelta(weeks=20)))
+    page.select_option("#id_sessions-0-zones-0-zone", "cheeks")
+    page.fill("#id_sessions-0-zones-0-needle_depth_mm", "1.5")
+    page.click(".session >> nth=0 >> [data-add-zone]")
+    page.select_option("#id_sessions-0-zones-1-zone", "forehead")
+    page.fill("#id_sessions-0-zones-1-needle_depth_mm", "0.75")
+    page.click("[data-add-session]")
+    page.fill("#id_sessions-1-performed_on", str(date.today() - timedelta(weeks=16)))
+    page.select_option("#id_sessions-1-zones-0-zone", "cheeks")
+    page.fill("#id_sessions-1-zones-0-needle_depth_mm", "1.5")
+    page.fill("#id_weeks_after_entered", "12")
     page.fill("#id_practitioner", "Dr. Tablet")
     page.click("text=Create the case and add photos")
     page.wait_for_url(re.compile(r"/staff/cases/\d+/$"))

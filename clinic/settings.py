@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "clinic.apps.ClinicConfig",  # the start-up checks of the clinic's settings
     "consent",
     "gallery",
+    "analytics",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -240,16 +241,32 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             # Several sites (or test runs) may share one Redis.
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "gallery"),
-        }
+        },
+        # The analytics counters (analytics/counters.py): a cache of their own, so that
+        # nothing evicts them for pages.
+        "counts": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "gallery") + "-counts",
+        },
     }
 else:
     # A file cache is shared by every process on this machine, so an invalidation made by
     # one process (a withdrawal) is seen by the others. Beyond one machine: REDIS_URL.
+    _cache_dir = Path(os.environ.get("CACHE_DIR", BASE_DIR / ".cache"))
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": os.environ.get("CACHE_DIR", BASE_DIR / ".cache"),
-        }
+            "LOCATION": _cache_dir,
+        },
+        # The analytics counters (analytics/counters.py), apart from the pages: the file
+        # cache culls a third of its entries when full, and must not take counts with it.
+        # A flush every minute empties it, so a modest limit is never reached.
+        "counts": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": _cache_dir / "counts",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        },
     }
 
 # Renditions are built by Django's tasks framework: at once, in the request, on one machine;

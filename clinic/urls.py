@@ -6,6 +6,7 @@ from gallery import views as gallery_views
 
 urlpatterns = [
     path("", include("gallery.urls")),
+    path("", include("analytics.urls")),
     path("healthz", gallery_views.healthz, name="healthz"),
     path("robots.txt", gallery_views.robots_txt, name="robots"),
     path("sitemap.xml", gallery_views.sitemap_xml, name="sitemap"),

@@ -16,7 +16,17 @@ from consent.models import Consent
 from gallery import workflow
 from gallery.forms import CaseForm, set_up_treated_by
 from gallery.images import PhotoRejected
-from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
+from gallery.models import (
+    Case,
+    Concern,
+    Location,
+    Photo,
+    Practitioner,
+    Treatment,
+    TreatmentSession,
+    record_facts,
+    sessions_from_facts,
+)
 from gallery.publication import add_photo, build_case_renditions, sync_public_files
 
 
@@ -177,10 +187,44 @@ class PhotoAdmin(admin.ModelAdmin):
         transaction.on_commit(lambda: build_case_renditions.enqueue(case_id, view))
 
 
+class SessionInline(admin.TabularInline):
+    """The treatment records, shown only: they are entered on the staff case form, which
+    checks them against the treatment and the after photo."""
+
+    model = TreatmentSession
+    extra = 0
+    fields = ["performed_on", "device", "zone_settings"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("zones")
+
+    @admin.display(description="zones")
+    def zone_settings(self, session: TreatmentSession) -> str:
+        return ", ".join(str(z) for z in session.zones.all())
+
+
+# A case added here brings its facts typed, as an import manifest does; they become
+# session records (``sessions_from_facts``). Afterwards they are derived, so shown only.
+TYPED_FACTS = [
+    "needle_depth_mm",
+    "session_count",
+    "session_interval_weeks",
+    "weeks_after_last_session",
+]
+
+
 class CaseAdminForm(forms.ModelForm):
     class Meta:
         model = Case
-        fields = ["patient", *CaseForm.Meta.fields]
+        fields = ["patient", *CaseForm.Meta.fields, *TYPED_FACTS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -231,7 +275,7 @@ class CaseAdmin(admin.ModelAdmin):
         "check_override",
         "created_by",
     ]
-    inlines = [PhotoInline]
+    inlines = [SessionInline, PhotoInline]
     actions = ["submit", "publish", "unpublish", "archive", "reopen"]
 
     def get_queryset(self, request):
@@ -244,7 +288,9 @@ class CaseAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The patient of an existing case never changes; its consent may be renewed.
-        return self.readonly_fields + (["patient"] if obj is not None else [])
+        if obj is None:
+            return self.readonly_fields
+        return self.readonly_fields + ["patient", *TYPED_FACTS, "last_session_on"]
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
@@ -262,6 +308,20 @@ class CaseAdmin(admin.ModelAdmin):
             obj.status = Case.Status.DRAFT
         super().save_model(request, obj, form, change)
         _sync_after_commit(obj.pk)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        case = form.instance
+        if not change:
+            sessions_from_facts(
+                case,
+                needle_depth_mm=case.needle_depth_mm,
+                session_count=case.session_count,
+                session_interval_weeks=case.session_interval_weeks,
+                weeks_after_last_session=case.weeks_after_last_session,
+            )
+        else:
+            record_facts(case)  # the entered weeks after may have changed
 
     @admin.display(boolean=True, description="public")
     def is_public_display(self, case: Case) -> bool:

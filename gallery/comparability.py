@@ -9,7 +9,6 @@ beyond a threshold becomes a plain warning; a reviewer must write why to publish
 
 import io
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.core.files.storage import storages
 from PIL import Image, ImageFilter, ImageStat
@@ -195,7 +194,9 @@ def missing_facts(case: Case) -> list[str]:
 
 
 def interval_problems(case: Case) -> list[str]:
-    """An after photo taken too soon after the last session shows swelling, not results."""
+    """An after photo taken too soon after the last session shows swelling, not results.
+    The weeks are derived from the sessions and the after photo's capture date when it
+    has one (``record_facts``), so the photo's own date is what is checked."""
     minimum = case.treatment.min_weeks_after
     if case.location_id:
         # The location's country may ask for a later photo (gallery/jurisdictions.py).
@@ -206,14 +207,4 @@ def interval_problems(case: Case) -> list[str]:
             f"The after photo is {case.weeks_after_last_session} weeks after the last session; "
             f"{case.treatment.name} results are judged at {minimum} weeks or later."
         )
-    if case.last_session_on:
-        for photo in case.photos.all():
-            if photo.role == Photo.Role.AFTER and photo.taken_at:
-                gap = photo.taken_at.date() - case.last_session_on
-                if gap < timedelta(weeks=minimum):
-                    problems.append(
-                        f"The {photo.get_view_display().lower()} after photo was taken "
-                        f"{gap.days} days after the last session; it must be at least "
-                        f"{minimum} weeks."
-                    )
     return problems

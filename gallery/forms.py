@@ -1,4 +1,8 @@
+from datetime import date
+
 from django import forms
+from django.forms.utils import ErrorDict
+from django.utils import timezone
 
 from consent.models import Consent
 from gallery.models import (
@@ -9,6 +13,12 @@ from gallery.models import (
     Location,
     Photo,
     Practitioner,
+    SessionRecord,
+    SessionZone,
+    Treatment,
+    TreatmentSession,
+    ZoneRecord,
+    replace_sessions,
 )
 
 
@@ -31,17 +41,8 @@ class CaseForm(forms.ModelForm):
     SECTIONS = [
         ("Patient", ["consent"]),
         ("Treatment and skin", ["treatment", "concerns", "body_area", "fitzpatrick", "skin_type"]),
-        (
-            "Sessions",
-            [
-                "needle_depth_mm",
-                "zone_depths",
-                "session_count",
-                "session_interval_weeks",
-                "last_session_on",
-                "weeks_after_last_session",
-            ],
-        ),
+        # The sessions themselves come first in this section (``SessionEntries``).
+        ("Sessions", ["weeks_after_entered", "zone_depths"]),
         ("Practitioner", ["location", "practitioner", "device"]),
         ("Notes", ["aftercare_notes", "side_effects_notes", "testimonial"]),
         ("Photos in the gallery", ["deidentified", "sensitive"]),
@@ -56,12 +57,8 @@ class CaseForm(forms.ModelForm):
             "body_area",
             "fitzpatrick",
             "skin_type",
-            "needle_depth_mm",
+            "weeks_after_entered",
             "zone_depths",
-            "session_count",
-            "session_interval_weeks",
-            "last_session_on",
-            "weeks_after_last_session",
             "location",
             "practitioner",
             "device",
@@ -76,25 +73,18 @@ class CaseForm(forms.ModelForm):
             "concerns": forms.CheckboxSelectMultiple,
             "fitzpatrick": FitzpatrickWidget,
             "skin_type": forms.RadioSelect,
-            "needle_depth_mm": forms.NumberInput(
-                attrs={"step": "0.25", "min": "0.25", "max": "4", "inputmode": "decimal"}
-            ),
-            "session_count": forms.NumberInput(attrs={"min": 1, "max": 20, "inputmode": "numeric"}),
-            "session_interval_weeks": forms.NumberInput(
-                attrs={"min": 1, "max": 52, "inputmode": "numeric"}
-            ),
-            "weeks_after_last_session": forms.NumberInput(
+            "weeks_after_entered": forms.NumberInput(
                 attrs={"min": 0, "max": 520, "inputmode": "numeric"}
             ),
-            "last_session_on": forms.DateInput(attrs={"type": "date"}),
             "aftercare_notes": forms.Textarea(attrs={"rows": 3}),
             "side_effects_notes": forms.Textarea(attrs={"rows": 3}),
             "testimonial": forms.Textarea(attrs={"rows": 3}),
         }
 
-    def __init__(self, *args, patient, **kwargs):
+    def __init__(self, *args, patient, after_photo_on: date | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.patient = patient
+        self.after_photo_on = after_photo_on
         self.instance.patient = patient
         # Only the patient's own consents that are in force can be chosen.
         self.fields["consent"].queryset = Consent.objects.active().filter(patient=patient)
@@ -123,6 +113,12 @@ class CaseForm(forms.ModelForm):
                 "This patient allowed only de-identified photos: crop out the face and any "
                 "identifying feature, then tick this box.",
             )
+        if self.after_photo_on is None and data.get("weeks_after_entered") is None:
+            self.add_error(
+                "weeks_after_entered",
+                "Enter how many weeks after the last session the after photo was taken "
+                "(the after photo has no capture date to count them from).",
+            )
         return data
 
 
@@ -142,6 +138,226 @@ def set_up_treated_by(form: forms.ModelForm) -> None:
         form.fields["practitioner"].label_from_instance = lambda p: (
             f"{p.line()} ({', '.join(loc.name for loc in p.locations.all()) or 'no location'})"
         )
+
+
+class SessionForm(forms.ModelForm):
+    class Meta:
+        model = TreatmentSession
+        fields = ["performed_on", "device"]
+        widgets = {"performed_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+
+    def clean_performed_on(self):
+        day = self.cleaned_data["performed_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("A session cannot be in the future.")
+        return day
+
+
+class ZoneForm(forms.ModelForm):
+    class Meta:
+        model = SessionZone
+        fields = ["zone", "needle_depth_mm", "rf_energy", "rf_passes"]
+        labels = {"needle_depth_mm": "Depth (mm)", "rf_energy": "RF energy", "rf_passes": "Passes"}
+        help_texts = {"rf_energy": ""}
+        widgets = {
+            "needle_depth_mm": forms.NumberInput(
+                attrs={"step": "0.05", "min": "0.1", "max": "4", "inputmode": "decimal"}
+            ),
+            "rf_energy": forms.NumberInput(attrs={"min": 1, "max": 100, "inputmode": "numeric"}),
+            "rf_passes": forms.NumberInput(attrs={"min": 1, "max": 10, "inputmode": "numeric"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["zone"].choices = [("", "Choose a zone"), *SessionZone.Zone.choices]
+
+
+class BaseSessionFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_few_forms": "Record at least one session.",
+        "too_many_forms": "At most %(num)d sessions.",
+    }
+
+
+class BaseZoneFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_few_forms": "Record at least one zone with its needle depth.",
+        "too_many_forms": "Each zone once per session: at most %(num)d.",
+    }
+
+    @property
+    def empty_form(self):
+        # Its own placeholder, so that a page script can fill a new session's number and
+        # a new zone's number into one name ("sessions-__prefix__-zones-__zone__-…").
+        form = self.form(
+            **self.get_form_kwargs(None),
+            auto_id=self.auto_id,
+            prefix=self.add_prefix("__zone__"),
+            empty_permitted=True,
+            use_required_attribute=False,
+            renderer=self.form_renderer,
+        )
+        self.add_fields(form, None)
+        return form
+
+    def clean(self):
+        zones = [
+            f.cleaned_data.get("zone")
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE")
+        ]
+        if len(zones) != len(set(zones)):
+            raise forms.ValidationError("Each zone once per session: one depth for each.")
+
+
+SessionFormSet = forms.formset_factory(
+    SessionForm,
+    formset=BaseSessionFormSet,
+    extra=1,
+    can_delete=True,
+    min_num=1,
+    validate_min=True,
+    max_num=30,
+    validate_max=True,
+)
+ZoneFormSet = forms.formset_factory(
+    ZoneForm,
+    formset=BaseZoneFormSet,
+    extra=1,
+    can_delete=True,
+    min_num=1,
+    validate_min=True,
+    max_num=len(SessionZone.Zone.choices),
+    validate_max=True,
+)
+
+
+def _silence(formset: forms.BaseFormSet) -> None:
+    for form in formset.forms:
+        form._errors, form.cleaned_data = ErrorDict(), {}
+    formset._errors, formset._non_form_errors = [], formset.error_class()
+
+
+class SessionEntries:
+    """The case's sessions on the staff form: a formset of sessions (date, device), each
+    with a formset of zones (needle depth; RF energy and passes for RF microneedling).
+    Saving replaces the case's records with what the form holds (session rows have no
+    identity of their own worth keeping, and a swap of two dates cannot collide)."""
+
+    prefix = "sessions"
+
+    def __init__(self, data=None, case: Case | None = None):
+        initial, zone_initial = [], []
+        # Posted forms are read as they stand (no initial to compare with): a filled
+        # session is a session whatever the management form claims.
+        if data is None and case is not None and case.pk:
+            for session in case.sessions.prefetch_related("zones"):
+                initial.append({"performed_on": session.performed_on, "device": session.device})
+                zone_initial.append(
+                    [
+                        {
+                            "zone": z.zone,
+                            "needle_depth_mm": z.needle_depth_mm,
+                            "rf_energy": z.rf_energy,
+                            "rf_passes": z.rf_passes,
+                        }
+                        for z in session.zones.all()
+                    ]
+                )
+        self.sessions = SessionFormSet(data, initial=initial, prefix=self.prefix)
+        # A new case starts with one blank session; an existing one offers one more.
+        self.sessions.extra = 1 if case is not None and case.pk else 0
+        self.zones = [
+            ZoneFormSet(
+                data,
+                initial=zone_initial[n] if n < len(zone_initial) else None,
+                prefix=f"{form.prefix}-zones",
+            )
+            for n, form in enumerate(self.sessions.forms)
+        ]
+        self.records: list[SessionRecord] = []
+        self.refused = False  # checked, and something needs a fix
+
+    def rows(self) -> list[tuple[forms.Form, forms.BaseFormSet]]:
+        return list(zip(self.sessions.forms, self.zones, strict=True))
+
+    def empty(self) -> tuple[forms.Form, forms.BaseFormSet]:
+        """The blank session a page script adds, with its own blank zone rows."""
+        form = self.sessions.empty_form
+        return form, ZoneFormSet(prefix=f"{form.prefix}-zones")
+
+    def _kept(self, n: int, form: forms.Form) -> bool:
+        # A blank extra session is no session; an existing one stays unless removed.
+        if form.cleaned_data.get("DELETE"):
+            return False
+        return n < self.sessions.initial_form_count() or form.has_changed()
+
+    def is_valid(self, treatment: Treatment | None, after_photo_on: date | None) -> bool:
+        self.refused = not self._check(treatment, after_photo_on)
+        return not self.refused
+
+    def _check(self, treatment: Treatment | None, after_photo_on: date | None) -> bool:
+        valid = self.sessions.is_valid()
+        kept = []
+        for n, (form, zones) in enumerate(self.rows()):
+            if form.is_valid() and not self._kept(n, form):
+                _silence(zones)  # a blank or removed session's zones ask for nothing
+                continue
+            kept.append((form, zones))
+            valid = zones.is_valid() and valid
+        if not valid:
+            return False
+        if not kept:
+            self.sessions._non_form_errors = self.sessions.error_class(
+                ["Record at least one session."]
+            )
+            return False
+        days = [form.cleaned_data["performed_on"] for form, _ in kept]
+        if len(days) != len(set(days)):
+            self.sessions._non_form_errors = self.sessions.error_class(
+                ["Two sessions on the same day: record them as one session with its zones."]
+            )
+            return False
+        rf = treatment is not None and treatment.uses_rf
+        for form, zones in kept:
+            day = form.cleaned_data["performed_on"]
+            if after_photo_on is not None and day > after_photo_on:
+                form.add_error(
+                    "performed_on",
+                    f"The after photo was taken on {after_photo_on:%d %b %Y}: a session "
+                    "after it cannot be part of this result.",
+                )
+                valid = False
+            records = []
+            for zone_form in zones.forms:
+                data = zone_form.cleaned_data
+                if not data or data.get("DELETE"):
+                    continue
+                if not rf:
+                    for name in ("rf_energy", "rf_passes"):
+                        if data.get(name) is not None:
+                            zone_form.add_error(name, "Only RF microneedling records this.")
+                            valid = False
+                records.append(
+                    ZoneRecord(
+                        data["zone"],
+                        data["needle_depth_mm"],
+                        data.get("rf_energy"),
+                        data.get("rf_passes"),
+                    )
+                )
+            if not records:
+                zones._non_form_errors = zones.error_class(["Record at least one zone."])
+                valid = False
+            self.records.append(SessionRecord(day, form.cleaned_data["device"], tuple(records)))
+        return valid
+
+    def save(self, case: Case) -> None:
+        """Replace the case's session records with the form's and derive its facts (call
+        inside the transaction that saves the case)."""
+        replace_sessions(case, self.records)
 
 
 class PhotoUploadForm(forms.Form):

@@ -20,7 +20,15 @@ from django.utils.text import slugify
 
 from consent.models import Consent, ConsentForm, Patient, record_consent
 from gallery import images
-from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
+from gallery.models import (
+    Case,
+    Concern,
+    Location,
+    Photo,
+    Practitioner,
+    Treatment,
+    sessions_from_facts,
+)
 from gallery.publication import add_photo, build_renditions, remove_photo
 
 
@@ -268,6 +276,15 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
         for path, role, view in checked:
             with path.open("rb") as fp:
                 added.append(add_photo(case, role, view, fp, path.name))
+        # The typed facts become session records, dated back from the after photo's
+        # capture date when it has one, so that they derive the same facts.
+        sessions_from_facts(
+            case,
+            needle_depth_mm=case.needle_depth_mm,
+            session_count=case.session_count,
+            session_interval_weeks=case.session_interval_weeks,
+            weeks_after_last_session=case.weeks_after_last_session,
+        )
     except BaseException as error:
         for photo in added:
             remove_photo(photo)

@@ -1,6 +1,7 @@
 import secrets
 import string
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -54,6 +55,15 @@ class Treatment(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("gallery:treatment", args=[self.slug])
+
+    @property
+    def uses_rf(self) -> bool:
+        """Whether sessions of this treatment record radiofrequency energy and passes."""
+        return self.slug in RF_TREATMENTS
+
+
+# The treatments whose sessions carry an RF energy level and a number of passes.
+RF_TREATMENTS = frozenset({"rf-microneedling"})
 
 
 class Location(models.Model):
@@ -255,6 +265,10 @@ class Case(models.Model):
         "Fitzpatrick skin type", choices=FITZPATRICK_CHOICES
     )
     skin_type = models.CharField(max_length=20, choices=SkinType.choices)
+    # Derived from the treatment sessions by ``record_facts`` alone (the filters, the sort
+    # orders and the listing's indexes read these columns): the deepest setting, the
+    # number of sessions, their mean interval, the last session's date and the weeks
+    # from it to the after photo.
     needle_depth_mm = models.DecimalField(
         "deepest needle setting (mm)",
         max_digits=3,
@@ -265,10 +279,10 @@ class Case(models.Model):
         ],
     )
     zone_depths = models.CharField(
-        "depth per zone",
+        "other notes on depth",
         max_length=200,
         blank=True,
-        help_text="e.g. cheeks 2.0 mm, forehead 0.75 mm",
+        help_text="Anything the sessions' zones do not say, e.g. stamping on the scar edges.",
     )
     session_count = models.PositiveSmallIntegerField(
         "number of sessions", validators=[MinValueValidator(1), MaxValueValidator(100)]
@@ -278,15 +292,22 @@ class Case(models.Model):
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(52)],
     )
-    last_session_on = models.DateField(
-        "date of the last session",
-        null=True,
-        blank=True,
-        help_text="Checked against the after photo's capture date before publishing.",
-    )
+    last_session_on = models.DateField("date of the last session", null=True, blank=True)
     weeks_after_last_session = models.PositiveSmallIntegerField(
         "weeks after the last session (after photo)", validators=[MaxValueValidator(520)]
     )
+    weeks_after_entered = models.PositiveSmallIntegerField(
+        "weeks after the last session",
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(520)],
+        help_text="Used only when the after photo has no capture date; otherwise the "
+        "weeks are counted from the photo's own date.",
+    )
+    # The public view of the sessions (weeks from the first session, zones and settings,
+    # never a date), written with the derived columns so that no public page or API
+    # response needs a query for them.
+    protocol = models.JSONField(default=list, blank=True, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="cases")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="cases")
@@ -505,6 +526,12 @@ class Case(models.Model):
         which case the visitor came from."""
         return booking_url(self.location.booking_url, self.public_id)
 
+    def after_photo_week(self) -> int | None:
+        """The after photo's week counted from the first session, as the protocol counts."""
+        if not self.protocol:
+            return None
+        return self.protocol[-1]["week"] + self.weeks_after_last_session
+
     def concern_slugs(self) -> list[str]:
         """Concern slugs: from the ``with_concern_slugs()`` annotation when present."""
         annotated = getattr(self, "concern_slug_list", None)
@@ -650,6 +677,272 @@ class Photo(models.Model):
                 }
             )
         return sources
+
+
+class TreatmentSession(models.Model):
+    """One treatment session of a case, as the practitioner recorded it."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="sessions")
+    performed_on = models.DateField("date")
+    device = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["case", "performed_on", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "performed_on"], name="gallery_treatmentsession_one_per_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session on {self.performed_on:%Y-%m-%d} of case {self.case_id}"
+
+
+class SessionZone(models.Model):
+    """The settings used on one zone in one session: published protocols set the needle
+    depth per facial zone (deeper on the cheeks than around the mouth), and RF
+    microneedling adds an energy level and a number of passes."""
+
+    class Zone(models.TextChoices):
+        WHOLE_AREA = "whole_area", "Whole treated area"
+        FOREHEAD = "forehead", "Forehead"
+        AROUND_EYES = "around_eyes", "Around the eyes"
+        NOSE = "nose", "Sides of the nose"
+        CHEEKS = "cheeks", "Cheeks"
+        AROUND_MOUTH = "around_mouth", "Around the mouth"
+        CHIN_JAWLINE = "chin_jawline", "Chin and jawline"
+        NECK = "neck", "Neck"
+        CHEST = "chest", "Chest and décolletage"
+        BACK = "back", "Back"
+        ABDOMEN = "abdomen", "Abdomen"
+        ARMS = "arms", "Arms"
+        THIGHS = "thighs", "Thighs"
+        HANDS = "hands", "Hands"
+        SCAR = "scar", "Scar"
+
+    session = models.ForeignKey(TreatmentSession, on_delete=models.CASCADE, related_name="zones")
+    zone = models.CharField(max_length=20, choices=Zone.choices)
+    needle_depth_mm = models.DecimalField(
+        "needle depth (mm)",
+        max_digits=3,
+        decimal_places=2,
+        validators=[
+            MinValueValidator(Decimal("0.10"), "Needle depth must be at least 0.1 mm."),
+            MaxValueValidator(Decimal("4.00"), "Needle depth must be at most 4.0 mm."),
+        ],
+    )
+    rf_energy = models.PositiveSmallIntegerField(
+        "RF energy level",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="The device's own energy setting (RF microneedling only).",
+    )
+    rf_passes = models.PositiveSmallIntegerField(
+        "RF passes",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+    )
+
+    class Meta:
+        ordering = ["session", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "zone"], name="gallery_sessionzone_one_per_zone"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    needle_depth_mm__gte=Decimal("0.10"), needle_depth_mm__lte=Decimal("4.00")
+                ),
+                name="gallery_sessionzone_depth_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(rf_energy__isnull=True) | Q(rf_energy__gte=1, rf_energy__lte=100),
+                name="gallery_sessionzone_rf_energy_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(rf_passes__isnull=True) | Q(rf_passes__gte=1, rf_passes__lte=10),
+                name="gallery_sessionzone_rf_passes_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_zone_display()} at {self.needle_depth_mm} mm"
+
+
+ZONE_ORDER = {zone: n for n, zone in enumerate(SessionZone.Zone.values)}
+
+
+@dataclass(frozen=True)
+class ZoneRecord:
+    zone: str
+    needle_depth_mm: Decimal
+    rf_energy: int | None = None
+    rf_passes: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session as plain data: from saved rows or from a form's cleaned data."""
+
+    performed_on: date
+    device: str
+    zones: tuple[ZoneRecord, ...]
+
+
+def session_records(case: Case) -> list[SessionRecord]:
+    """The case's saved sessions as records (two queries, or none when prefetched)."""
+    return [
+        SessionRecord(
+            s.performed_on,
+            s.device,
+            tuple(
+                ZoneRecord(z.zone, z.needle_depth_mm, z.rf_energy, z.rf_passes)
+                for z in s.zones.all()
+            ),
+        )
+        for s in case.sessions.prefetch_related("zones")
+    ]
+
+
+def after_photo_date(case: Case) -> date | None:
+    """The capture date of the case's earliest dated after photo, in the clinic's time
+    zone: the fewest weeks any after photo can claim."""
+    taken = (
+        Photo.objects.filter(case=case, role=Photo.Role.AFTER, taken_at__isnull=False)
+        .order_by("taken_at")
+        .values_list("taken_at", flat=True)
+        .first()
+    )
+    return timezone.localtime(taken).date() if taken else None
+
+
+def derive_facts(
+    sessions: list[SessionRecord],
+    after_photo_on: date | None,
+    weeks_entered: int | None,
+    interval_default: int = 4,
+) -> dict:
+    """The case's derived columns from its sessions: the number of sessions, their mean
+    interval in whole weeks (``interval_default`` with a single session), the deepest
+    setting of any zone, the last session's date, the weeks from it to the after photo
+    (from the photo's capture date when known, else as entered) and the public protocol.
+    """
+    ordered = sorted(sessions, key=lambda s: s.performed_on)
+    first, last = ordered[0].performed_on, ordered[-1].performed_on
+    if len(ordered) > 1:
+        mean_days = (last - first).days / (len(ordered) - 1)
+        interval = min(52, max(1, int(mean_days / 7 + 0.5)))
+    else:
+        interval = interval_default
+    if after_photo_on is not None:
+        weeks = min(520, max(0, (after_photo_on - last).days // 7))
+    else:
+        weeks = weeks_entered if weeks_entered is not None else 0
+    labels = dict(SessionZone.Zone.choices)
+    protocol = [
+        {
+            "number": n,
+            "week": (s.performed_on - first).days // 7,
+            "device": s.device,
+            "zones": [
+                {
+                    "zone": z.zone,
+                    "name": labels.get(z.zone, z.zone),
+                    "needle_depth_mm": f"{z.needle_depth_mm:.2f}",
+                    "rf_energy": z.rf_energy,
+                    "rf_passes": z.rf_passes,
+                }
+                for z in sorted(s.zones, key=lambda z: ZONE_ORDER.get(z.zone, 99))
+            ],
+        }
+        for n, s in enumerate(ordered, start=1)
+    ]
+    return {
+        "session_count": len(ordered),
+        "session_interval_weeks": interval,
+        "needle_depth_mm": max(z.needle_depth_mm for s in ordered for z in s.zones),
+        "last_session_on": last,
+        "weeks_after_last_session": weeks,
+        "protocol": protocol,
+    }
+
+
+def record_facts(case: Case) -> None:
+    """Write the case's derived columns from its saved sessions and after photos: the one
+    writer of those columns. Called wherever the sessions, the entered weeks or the after
+    photos change (staff form, admin, import, demo seed, photo upload and removal)."""
+    sessions = session_records(case)
+    if not sessions or not all(s.zones for s in sessions):
+        return  # a half-entered record derives nothing; the forms never leave one
+    # Without a dated after photo and with no weeks entered (a photo's date was counted
+    # from until the photo went), the weeks counted last stand.
+    entered = case.weeks_after_entered
+    facts = derive_facts(
+        sessions,
+        after_photo_date(case),
+        entered if entered is not None else case.weeks_after_last_session,
+        case.session_interval_weeks,
+    )
+    for name, value in facts.items():
+        setattr(case, name, value)
+    Case.objects.filter(pk=case.pk).update(**facts)
+
+
+def replace_sessions(case: Case, records: list[SessionRecord]) -> None:
+    """Replace the case's session records with these, then derive its facts (call inside
+    the transaction that saves the case)."""
+    case.sessions.all().delete()
+    for record in records:
+        session = TreatmentSession.objects.create(
+            case=case, performed_on=record.performed_on, device=record.device
+        )
+        SessionZone.objects.bulk_create(
+            SessionZone(
+                session=session,
+                zone=z.zone,
+                needle_depth_mm=z.needle_depth_mm,
+                rf_energy=z.rf_energy,
+                rf_passes=z.rf_passes,
+            )
+            for z in record.zones
+        )
+    record_facts(case)
+
+
+def sessions_from_facts(
+    case: Case,
+    *,
+    needle_depth_mm: Decimal,
+    session_count: int,
+    session_interval_weeks: int,
+    weeks_after_last_session: int,
+) -> None:
+    """Turn a case's typed facts (an import manifest's, the admin's) into session records
+    that derive the same facts: ``session_count`` sessions ``session_interval_weeks``
+    apart, each on one zone (the body area when it is a zone, else the whole treated
+    area) at the deepest setting, the last one dated
+    ``weeks_after_last_session`` weeks before the after photo's capture date (today when
+    the photo has none, or there is no photo yet)."""
+    anchor = after_photo_date(case) or timezone.localdate()
+    last = anchor - timedelta(weeks=weeks_after_last_session)
+    zone = case.body_area if case.body_area in ZONE_ORDER else SessionZone.Zone.WHOLE_AREA
+    sessions = TreatmentSession.objects.bulk_create(
+        TreatmentSession(
+            case=case,
+            performed_on=last - timedelta(weeks=session_interval_weeks * (session_count - 1 - n)),
+            device=case.device,
+        )
+        for n in range(session_count)
+    )
+    SessionZone.objects.bulk_create(
+        SessionZone(session=s, zone=zone, needle_depth_mm=needle_depth_mm) for s in sessions
+    )
+    case.weeks_after_entered = weeks_after_last_session
+    case.session_interval_weeks = session_interval_weeks
+    Case.objects.filter(pk=case.pk).update(weeks_after_entered=weeks_after_last_session)
+    record_facts(case)
 
 
 def public_name(public_key: str, rendition: dict) -> str:

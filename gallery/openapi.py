@@ -9,7 +9,7 @@ from decimal import Decimal
 from django import forms
 
 from gallery.filters import CaseFilter, page_field
-from gallery.models import Case
+from gallery.models import Case, SessionZone
 
 _array_of = lambda schema: {"type": "array", "items": schema}  # noqa: E731
 
@@ -41,6 +41,35 @@ PHOTO = {
     },
 }
 
+SESSION = {
+    "type": "object",
+    "description": "one treatment session; counted in weeks from the first, without dates",
+    "required": ["number", "week", "device", "zones"],
+    "properties": {
+        "number": {"type": "integer", "minimum": 1},
+        "week": {"type": "integer", "minimum": 0, "description": "weeks after the first session"},
+        "device": {"type": "string"},
+        "zones": _array_of(
+            {
+                "type": "object",
+                "required": ["zone", "name", "needle_depth_mm", "rf_energy", "rf_passes"],
+                "properties": {
+                    "zone": {"type": "string", "enum": list(SessionZone.Zone.values)},
+                    "name": {"type": "string"},
+                    "needle_depth_mm": {"type": "string", "pattern": r"^\d\.\d\d$"},
+                    "rf_energy": {
+                        "type": ["integer", "null"],
+                        "minimum": 1,
+                        "maximum": 100,
+                        "description": "the device's energy level (RF microneedling only)",
+                    },
+                    "rf_passes": {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
+                },
+            }
+        ),
+    },
+}
+
 CASE = {
     "type": "object",
     "required": [
@@ -54,6 +83,7 @@ CASE = {
         "needle_depth_mm",
         "session_count",
         "weeks_after_last_session",
+        "sessions",
         "disclosure",
         "warning",
         "treated_by",
@@ -80,6 +110,7 @@ CASE = {
         "session_count": {"type": "integer", "minimum": 1},
         "session_interval_weeks": {"type": "integer", "minimum": 1},
         "weeks_after_last_session": {"type": "integer", "minimum": 0},
+        "sessions": _array_of(SESSION),
         "practitioner": {
             "type": "string",
             "description": "who treated the case, where: the caption's words",

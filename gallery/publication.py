@@ -21,7 +21,7 @@ from django.utils import timezone
 from gallery import alignment, images
 from gallery.cache import new_generation
 from gallery.listing import sync_listing
-from gallery.models import Case, Photo, public_name
+from gallery.models import Case, Photo, public_name, record_facts
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def add_photo(case: Case, role: str, view: str, fp: BinaryIO, name: str) -> Phot
                 height=facts.height,
                 taken_at=facts.taken_at,
             )
+            if role == Photo.Role.AFTER:
+                record_facts(case)  # the weeks after count from the photo's capture date
     except IntegrityError:
         delete_quietly(private_storage(), [stored])
         existing = Photo.objects.filter(case=case, role=role, view=view).first()
@@ -125,6 +127,8 @@ def remove_photo(photo: Photo) -> None:
     )
     with transaction.atomic():
         photo.delete()
+        if photo.role == Photo.Role.AFTER:
+            record_facts(photo.case)
         delete_after_commit(private_storage(), files)
         delete_after_commit(public_storage(), public)
 

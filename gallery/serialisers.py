@@ -45,6 +45,9 @@ def case_json(case: Case, request: HttpRequest) -> dict:
         "session_count": case.session_count,
         "session_interval_weeks": case.session_interval_weeks,
         "weeks_after_last_session": case.weeks_after_last_session,
+        # Weeks from the first session, never dates: with the clinic's name, treatment
+        # dates would help identify the patient.
+        "sessions": case.protocol,
         "practitioner": case.practitioner_line(),
         "treated_by": {
             "slug": case.practitioner.slug,

@@ -16,9 +16,17 @@ from clinic.middleware import allows_camera
 from consent.models import Consent, ConsentEvent, Patient
 from gallery import images
 from gallery.comparability import interval_problems, missing_facts, pair_checks
-from gallery.forms import CaseForm, CropForm, PhotoUploadForm
+from gallery.forms import CaseForm, CropForm, PhotoUploadForm, SessionEntries
 from gallery.images import PhotoRejected
-from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, Photo, Treatment
+from gallery.models import (
+    FITZPATRICK_CHOICES,
+    FITZPATRICK_INFO,
+    Case,
+    Photo,
+    Treatment,
+    after_photo_date,
+    derive_facts,
+)
 from gallery.publication import (
     add_photo,
     build_case_renditions,
@@ -235,27 +243,65 @@ def case_create(request: HttpRequest, patient: int) -> HttpResponse:
         messages.warning(request, "Record the patient's photo consent first.")
         return redirect("consent:new", patient=patient.pk)
     form = CaseForm(request.POST or None, patient=patient)
-    if request.method == "POST" and form.is_valid():
-        case = form.save(commit=False)
-        case.created_by = request.user
-        case.save()
-        form.save_m2m()
+    sessions = SessionEntries(request.POST or None)
+    if request.method == "POST" and _facts_valid(form, sessions, None):
+        with transaction.atomic():
+            case = form.save(commit=False)
+            case.created_by = request.user
+            # The derived columns are never empty: from the form's sessions until
+            # record_facts reads the saved ones (the same derivation).
+            for name, value in derive_facts(
+                sessions.records, None, case.weeks_after_entered, case.session_interval_weeks
+            ).items():
+                setattr(case, name, value)
+            case.save()
+            form.save_m2m()
+            sessions.save(case)
         messages.success(request, "Case created. Now add the before and after photos.")
         return redirect("staff:case", pk=case.pk)
-    return render(request, "staff/case_form.html", {"form": form, "patient": patient})
+    return _case_form(request, form, sessions, patient, None)
 
 
 @staff_required("gallery.change_case")
 @require_http_methods(["GET", "POST"])
 def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
     case = _editable_case(request, pk)
-    form = CaseForm(request.POST or None, instance=case, patient=case.patient)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    after_on = after_photo_date(case)
+    form = CaseForm(
+        request.POST or None, instance=case, patient=case.patient, after_photo_on=after_on
+    )
+    sessions = SessionEntries(request.POST or None, case=case)
+    if request.method == "POST" and _facts_valid(form, sessions, after_on):
+        with transaction.atomic():
+            form.save()
+            sessions.save(case)
         messages.success(request, "Facts saved.")
         return redirect("staff:case", pk=case.pk)
+    return _case_form(request, form, sessions, case.patient, case, after_on)
+
+
+def _facts_valid(form: CaseForm, sessions: SessionEntries, after_on) -> bool:
+    # Both are checked, so every mistake shows at once; RF settings need the treatment.
+    valid = form.is_valid()
+    treatment = form.cleaned_data.get("treatment") if hasattr(form, "cleaned_data") else None
+    return sessions.is_valid(treatment, after_on) and valid
+
+
+def _case_form(request, form, sessions, patient, case, after_on=None) -> HttpResponse:
+    rf_treatments = [t.pk for t in Treatment.objects.all() if t.uses_rf]
     return render(
-        request, "staff/case_form.html", {"form": form, "patient": case.patient, "case": case}
+        request,
+        "staff/case_form.html",
+        {
+            "form": form,
+            "sessions": sessions,
+            "patient": patient,
+            "case": case,
+            "after_photo_on": after_on,
+            "rf_treatments": rf_treatments,
+            # RF settings show for an RF treatment (a page script follows the choice).
+            "rf_on": str(form["treatment"].value()) in {str(pk) for pk in rf_treatments},
+        },
     )
 
 
@@ -288,6 +334,8 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "concern_names": ", ".join(c.name for c in case.concerns.all()),
         "pending": sum(1 for p in photos if p.rendered_at is None),
         "captures": capture_targets(photos),
+        "sessions": case.sessions.prefetch_related("zones"),
+        "after_photo_on": after_photo_date(case),
     }
     return render(request, "staff/case_detail.html", context)
 

@@ -11,10 +11,19 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from django.utils.text import slugify
 from PIL import Image
 
 from consent.models import Consent, ConsentForm, Patient
-from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
+from gallery.models import (
+    Case,
+    Concern,
+    Location,
+    Photo,
+    Practitioner,
+    Treatment,
+    sessions_from_facts,
+)
 
 pytest_plugins = ["tests.browser", "tests.corpus"]
 
@@ -219,8 +228,9 @@ def make_practitioner(slug="dr-test", locations=None, **kw) -> Practitioner:
     return practitioner
 
 
-def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
-    """A case that is public unless told otherwise (photo rows without files).
+def make_case(photos=True, concerns=("acne-scars",), listed=True, sessions=True, **kw) -> Case:
+    """A case that is public unless told otherwise (photo rows without files), with
+    session records that derive its typed facts.
 
     ``listed=False`` leaves the listing to the caller, who builds many cases and then
     brings the listing in step once (``sync_listing()``)."""
@@ -241,6 +251,9 @@ def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
         "status": Case.Status.PUBLISHED,
         "published_at": now() - timedelta(days=1) if status == Case.Status.PUBLISHED else None,
     }
+    if isinstance(kw.get("practitioner"), str):  # a name: that practitioner, made once
+        name = kw["practitioner"]
+        kw["practitioner"] = make_practitioner(slugify(name) or "practitioner", name=name)
     if "location" not in kw:
         kw["location"] = kw["practitioner"].locations.first() if "practitioner" in kw else None
         kw["location"] = kw["location"] or make_location()
@@ -253,6 +266,14 @@ def make_case(photos=True, concerns=("acne-scars",), listed=True, **kw) -> Case:
     if photos:
         for role in ("before", "after"):
             make_photo_row(case, role)
+    if sessions:
+        sessions_from_facts(
+            case,
+            needle_depth_mm=case.needle_depth_mm,
+            session_count=case.session_count,
+            session_interval_weeks=case.session_interval_weeks,
+            weeks_after_last_session=case.weeks_after_last_session,
+        )
     return relist(case) if listed else case
 
 
@@ -340,3 +361,36 @@ def stored_files(storage_name: str = "default") -> list[str]:
     from gallery.publication import walk_storage
 
     return sorted(walk_storage(storages[storage_name]))
+
+
+def sessions_form_data(sessions, initial: int = 0) -> dict:
+    """The staff case form's session fields: ``sessions`` is a list of
+    ``(date, device, [(zone, depth, rf_energy, rf_passes), …])``."""
+    data = {
+        "sessions-TOTAL_FORMS": str(len(sessions)),
+        "sessions-INITIAL_FORMS": str(initial),
+        "sessions-MIN_NUM_FORMS": "1",
+        "sessions-MAX_NUM_FORMS": "30",
+    }
+    for n, (day, device, zones) in enumerate(sessions):
+        prefix = f"sessions-{n}"
+        data |= {
+            f"{prefix}-performed_on": day.isoformat(),
+            f"{prefix}-device": device,
+            f"{prefix}-zones-TOTAL_FORMS": str(len(zones)),
+            f"{prefix}-zones-INITIAL_FORMS": "0",
+            f"{prefix}-zones-MIN_NUM_FORMS": "1",
+            f"{prefix}-zones-MAX_NUM_FORMS": "15",
+        }
+        for m, (zone, depth, energy, passes) in enumerate(zones):
+            data |= {
+                f"{prefix}-zones-{m}-zone": zone,
+                f"{prefix}-zones-{m}-needle_depth_mm": depth,
+                f"{prefix}-zones-{m}-rf_energy": "" if energy is None else str(energy),
+                f"{prefix}-zones-{m}-rf_passes": "" if passes is None else str(passes),
+            }
+    return data
+
+
+def weeks_ago(weeks: int, days: int = 0):
+    return timezone.localdate() - timedelta(weeks=weeks, days=days)

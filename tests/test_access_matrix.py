@@ -38,6 +38,8 @@ PUBLIC = {
     "patient-withdraw",
     "patient-narrow",
     "patient-renew",
+    "analytics:event",
+    "analytics:book",
 }
 P, R, C, S = "Photographers", "Reviewers", "Consent officers", "superuser"
 # Who may use each staff page: the product's rules, written out independently of the
@@ -74,6 +76,8 @@ STAFF_ROLES = {
     "consent:kiosk-start": {P, C, S},
     "consent:kiosk": {P, C, S},
     "consent:kiosk-unlock": {P, R, C, S},
+    "analytics:report": {R, S},
+    "analytics:report-csv": {R, S},
 }
 OPEN_STAFF = {"staff:login", "staff:logout", "admin:login", "admin:logout"}
 

@@ -5,6 +5,7 @@ appears in the public gallery."""
 import io
 import re
 import time
+from datetime import date, timedelta
 
 import pillow_heif
 import pytest
@@ -48,9 +49,18 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
     page.check("input[name=concerns] >> nth=0")
     page.check("input[name=fitzpatrick][value='3']")
     page.check("input[name=skin_type][value=combination]")
-    page.fill("#id_needle_depth_mm", "1.5")
-    page.fill("#id_session_count", "3")
-    page.fill("#id_weeks_after_last_session", "12")
+    # Two sessions, the first on two zones, added with the page's own buttons.
+    page.fill("#id_sessions-0-performed_on", str(date.today() - timedelta(weeks=20)))
+    page.select_option("#id_sessions-0-zones-0-zone", "cheeks")
+    page.fill("#id_sessions-0-zones-0-needle_depth_mm", "1.5")
+    page.click(".session >> nth=0 >> [data-add-zone]")
+    page.select_option("#id_sessions-0-zones-1-zone", "forehead")
+    page.fill("#id_sessions-0-zones-1-needle_depth_mm", "0.75")
+    page.click("[data-add-session]")
+    page.fill("#id_sessions-1-performed_on", str(date.today() - timedelta(weeks=16)))
+    page.select_option("#id_sessions-1-zones-0-zone", "cheeks")
+    page.fill("#id_sessions-1-zones-0-needle_depth_mm", "1.5")
+    page.fill("#id_weeks_after_entered", "12")
     page.select_option("#id_practitioner", label="Dr. Test (Demo Skin Clinic)")
     page.click("text=Create the case and add photos")
     page.wait_for_url(re.compile(r"/staff/cases/\d+/$"))
@@ -87,6 +97,13 @@ def test_photographer_to_reviewer_to_public_gallery(live_server, new_page, tmp_p
 
     visitor = new_page()
     case = Case.objects.get()
+    assert (case.session_count, case.session_interval_weeks) == (2, 4)
+    assert str(case.needle_depth_mm) == "1.50"
+    assert sorted(z.zone for s in case.sessions.all() for z in s.zones.all()) == [
+        "cheeks",
+        "cheeks",
+        "forehead",
+    ]
     visitor.goto(f"{live_server.url}/gallery/")
     assert visitor.locator(f"a[href='{case.get_absolute_url()}']").count() >= 1
     visitor.goto(f"{live_server.url}{case.get_absolute_url()}")

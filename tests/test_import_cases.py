@@ -115,6 +115,13 @@ def test_import_creates_drafts_and_is_idempotent(tmp_path):
     assert Case.objects.filter(status="draft").count() == 2 and not Case.objects.public().exists()
     assert Consent.objects.get(patient__reference="P-001").signature.name.endswith(".pdf")
     assert Photo.objects.filter(original_format="heic").count() == 1
+    # The typed facts became one record per session that derive the same facts.
+    for case in Case.objects.all():
+        assert case.sessions.count() == case.session_count == 3
+        assert case.weeks_after_last_session == 12 and case.session_interval_weeks == 4
+        assert {str(z.needle_depth_mm) for s in case.sessions.all() for z in s.zones.all()} == {
+            "1.50"
+        }
     files_before = stored_files()
     code, out, err = run(str(manifest))
     assert code == 0 and "0 case(s) imported, 2 already there" in out

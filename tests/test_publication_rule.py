@@ -55,6 +55,7 @@ def build(status, standing, fit, identity, pairs) -> Case:
         patient=patient,
         consent=consent,
         photos=False,
+        sessions=False,  # the rule does not read them
         status=status,
         reviewed_by=make_user() if status == "published" else None,
         published_at=now - timedelta(days=1) if status == "published" else None,

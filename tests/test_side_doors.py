@@ -113,6 +113,8 @@ def case_form_data(case: Case, **overrides) -> dict:
         "testimonial": "",
         "photos-TOTAL_FORMS": "0",
         "photos-INITIAL_FORMS": "0",
+        "sessions-TOTAL_FORMS": "0",
+        "sessions-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data

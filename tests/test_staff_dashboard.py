@@ -99,5 +99,5 @@ def test_case_form_groups_and_help_text(client):
     assert 'id="id_zone_depths_helptext"' in html
     assert re.search(r'<input[^>]*aria-describedby="id_zone_depths_helptext"', html)
     assert re.search(r'<input[^>]*aria-describedby="id_deidentified_helptext"', html)
-    assert html.index(">Depth per zone</label>") < html.index('id="id_zone_depths_helptext"')
+    assert html.index(">Other notes on depth</label>") < html.index('id="id_zone_depths_helptext"')
     assert html.index('id="id_zone_depths_helptext"') < html.index('name="zone_depths"')

@@ -1,7 +1,6 @@
 """The staff workflow: a case from facts to photos to review to the public gallery."""
 
 import io
-from datetime import date, timedelta
 
 import pillow_heif
 import pytest
@@ -14,7 +13,9 @@ from tests.conftest import (
     make_patient,
     make_practitioner,
     make_user,
+    sessions_form_data,
     skin_jpeg,
+    weeks_ago,
 )
 
 pytestmark = pytest.mark.django_db
@@ -28,12 +29,8 @@ def case_facts(consent, **overrides) -> dict:
         "body_area": "cheeks",
         "fitzpatrick": "4",
         "skin_type": "oily",
-        "needle_depth_mm": "2.25",
         "zone_depths": "",
-        "session_count": "3",
-        "session_interval_weeks": "6",
-        "last_session_on": "",
-        "weeks_after_last_session": "12",
+        "weeks_after_entered": "12",
         "location": make_location().pk,
         "practitioner": make_practitioner(
             "amara-okafor", name="Dr. Amara Okafor", credentials="Dermatologist"
@@ -43,6 +40,17 @@ def case_facts(consent, **overrides) -> dict:
         "side_effects_notes": "",
         "testimonial": "",
     }
+    # Three sessions six weeks apart, the deepest setting 2.25 mm on the cheeks.
+    data |= sessions_form_data(
+        [
+            (
+                weeks_ago(12 + 6 * n),
+                "RF system",
+                [("cheeks", "2.25", 30, 2), ("nose", "1.5", 25, 1)],
+            )
+            for n in (2, 1, 0)
+        ]
+    )
     data.update(overrides)
     return data
 
@@ -137,26 +145,26 @@ def test_the_minimum_interval_guard_blocks_an_early_after_photo(
     client, photographer, patient_with_consent
 ):
     # RF microneedling is judged at 6 weeks or later.
-    case = create_case(client, *patient_with_consent, weeks_after_last_session="2")
+    case = create_case(client, *patient_with_consent, weeks_after_entered="2")
     upload(client, case, skin_jpeg(2, 4, "before", (600, 400)), "b.jpg", "before")
     upload(client, case, skin_jpeg(2, 4, "after", (600, 400)), "a.jpg", "after")
     response = client.post(f"/staff/cases/{case.pk}/submit/", follow=True)
     assert "results are judged at 6 weeks or later" in response.content.decode()
-    # The after photo's own capture date is checked against the last session too.
+    # With a capture date, the after photo's own date counts, whatever was entered: the
+    # last session was 12 weeks ago and the photo taken 8 weeks later, so 4 weeks after.
+    client.post(f"/staff/cases/{case.pk}/edit/", case_facts(case.consent, weeks_after_entered="12"))
+    case.refresh_from_db()
+    assert case.weeks_after_last_session == 12
     exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = (date.today() - timedelta(days=10)).strftime("%Y:%m:%d 10:00:00")
+    exif.get_ifd(0x8769)[0x9003] = weeks_ago(8).strftime("%Y:%m:%d 10:00:00")
     buf = io.BytesIO()
     Image.open(io.BytesIO(skin_jpeg(2, 4, "after", (600, 400)))).save(buf, "JPEG", exif=exif)
-    case.photos.filter(role="after").delete()
+    client.post(f"/staff/cases/{case.pk}/photos/{case.photos.get(role='after').pk}/delete/")
     upload(client, case, buf.getvalue(), "a2.jpg", "after")
-    Case.objects.filter(pk=case.pk).update(
-        weeks_after_last_session=12, last_session_on=date.today() - timedelta(days=14)
-    )
+    case.refresh_from_db()
+    assert case.weeks_after_last_session == 4
     response = client.post(f"/staff/cases/{case.pk}/submit/", follow=True)
-    assert (
-        "taken 4 days after the last session; it must be at least 6 weeks"
-        in response.content.decode()
-    )
+    assert "The after photo is 4 weeks after the last session" in response.content.decode()
 
 
 def test_publishing_is_refused_with_the_exact_failing_condition(client, patient_with_consent):

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import skin_jpeg
+from tests.conftest import sessions_form_data, skin_jpeg, weeks_ago
 
 ROOT = Path(settings.BASE_DIR)
 SERVICES = bool(
@@ -259,16 +259,19 @@ def test_two_instances_share_everything_and_withdrawal_holds_on_both(stack):
             "body_area": "face",
             "fitzpatrick": "5",
             "skin_type": "oily",
-            "needle_depth_mm": "1.5",
-            "session_count": "3",
-            "session_interval_weeks": "4",
-            "weeks_after_last_session": "12",
+            "weeks_after_entered": "12",
             "location": re.search(rb'name="location".*?<option value="(\d+)" selected>', body, re.S)
             .group(1)
             .decode(),
             "practitioner": re.search(rb'<option value="(\d+)"[^>]*>Dr. Two \(', body)
             .group(1)
             .decode(),
+            **sessions_form_data(
+                [
+                    (weeks_ago(12 + 4 * n), "", [("whole_area", "1.5", None, None)])
+                    for n in (2, 1, 0)
+                ]
+            ),
         },
     )
     case_pk = re.search(r"/staff/cases/(\d+)/$", url).group(1)

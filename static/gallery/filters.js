@@ -72,6 +72,7 @@
         if (!swap(html)) return Promise.reject("no layout");
         if (push) history.pushState({}, "", url);
         pending = null;
+        document.dispatchEvent(new Event("gallery:results"));
         if (then) then();
       })
       .catch(function (e) { if (!e || e.name !== "AbortError") window.location = url; });

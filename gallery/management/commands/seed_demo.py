@@ -14,7 +14,18 @@ from django.utils import timezone
 
 from consent.models import ConsentForm, Patient, record_consent
 from gallery.demo_images import skin_pair
-from gallery.models import Case, Concern, Location, Photo, Practitioner, Treatment
+from gallery.models import (
+    Case,
+    Concern,
+    Location,
+    Photo,
+    Practitioner,
+    SessionRecord,
+    Treatment,
+    ZoneRecord,
+    derive_facts,
+    replace_sessions,
+)
 from gallery.publication import add_photo, build_renditions
 from gallery.workflow import publish, submit_for_review
 
@@ -43,6 +54,29 @@ SECOND_LOCATION = {
     "country": "AU",
     "booking_url": "https://example.com/book/sydney",
 }
+
+# Needle depth (mm) per zone by treatment and body area, after published protocols; RF
+# microneedling adds the device's energy level and passes per zone.
+ZONE_PROTOCOLS = {
+    ("rf-microneedling", "face"): [
+        ("forehead", "1.50", 20, 2),
+        ("nose", "2.00", 25, 2),
+        ("cheeks", "1.00", 30, 2),
+        ("around_mouth", "0.50", 15, 1),
+        ("neck", "1.50", 20, 2),
+    ],
+    ("rf-microneedling", "cheeks"): [("cheeks", "2.00", 35, 2), ("nose", "1.50", 25, 1)],
+    ("rf-microneedling", "abdomen"): [("abdomen", "2.50", 40, 3)],
+    ("microneedling", "face"): [
+        ("forehead", "0.50", None, None),
+        ("nose", "0.75", None, None),
+        ("cheeks", "1.50", None, None),
+        ("around_mouth", "0.50", None, None),
+    ],
+    ("microneedling", "cheeks"): [("cheeks", "2.00", None, None), ("nose", "1.00", None, None)],
+    ("microneedling", "abdomen"): [("abdomen", "2.00", None, None)],
+}
+
 PRACTITIONERS = [
     ("amara-okafor", "Dr. Amara Okafor", "Consultant dermatologist", "GMC 7000001", (0,)),
     (
@@ -109,29 +143,29 @@ class Command(BaseCommand):
                 practitioner = practitioners[n % len(practitioners)]
                 works_at = PRACTITIONERS[n % len(PRACTITIONERS)][4]
                 location = locations[works_at[n % len(works_at)]]
-                sessions = rng.choice([1, 2, 3, 3, 4, 5, 6])
+                device = "Demo pen" if treatment.slug == "microneedling" else "Demo RF system"
+                area = CONCERN_AREAS[concern.slug]
+                records = demo_sessions(rng, treatment, area, device, timezone.localdate())
+                weeks = treatment.min_weeks_after + rng.choice([0, 2, 4, 8])
                 case = Case.objects.create(
                     treatment=treatment,
-                    body_area=CONCERN_AREAS[concern.slug],
+                    body_area=area,
                     fitzpatrick=fitz,
                     skin_type=rng.choice([c for c, _ in Case.SkinType.choices]),
-                    needle_depth_mm=Decimal(
-                        rng.choice(["0.50", "0.75", "1.00", "1.50", "2.00", "2.50"])
-                    ),
-                    session_count=sessions,
-                    session_interval_weeks=rng.choice([4, 4, 6]),
-                    weeks_after_last_session=treatment.min_weeks_after + rng.choice([0, 2, 4, 8]),
+                    weeks_after_entered=weeks,
+                    **derive_facts(records, None, weeks),
                     patient=patient,
                     consent=consent,
                     location=location,
                     practitioner=practitioner,
-                    device="Demo pen" if treatment.slug == "microneedling" else "Demo RF system",
+                    device=device,
                     aftercare_notes="Gentle cleanser, moisturiser and SPF 50 for two weeks.",
                     side_effects_notes="Redness for two days after each session.",
                     is_demo=True,
                     created_by=staff,
                     created_at=now - timedelta(days=100 - n),
                 )
+                replace_sessions(case, records)
                 extra = concerns[(concerns.index(concern) + 1) % len(concerns)]
                 case.concerns.set([concern] if n % 3 else [concern, extra])
             before, after = skin_pair(seed=n, fitzpatrick=fitz, concern=concern.slug)
@@ -241,3 +275,28 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         user.groups.set(Group.objects.filter(name__in=["Photographers", "Reviewers"]))
         return user
+
+
+def demo_sessions(rng, treatment, area: str, device: str, today) -> list[SessionRecord]:
+    """A course of 1-6 sessions 4 or 6 weeks apart, ending weeks before ``today``, with
+    the zone depths of ``ZONE_PROTOCOLS`` (RF energy a little higher each session)."""
+    count = rng.choice([1, 2, 3, 3, 4, 5, 6])
+    interval = rng.choice([4, 4, 6])
+    last = today - timedelta(weeks=treatment.min_weeks_after + 8 + rng.randrange(8))
+    zones = ZONE_PROTOCOLS[(treatment.slug, area)]
+    return [
+        SessionRecord(
+            last - timedelta(weeks=interval * (count - 1 - n)),
+            device,
+            tuple(
+                ZoneRecord(
+                    zone,
+                    Decimal(depth),
+                    energy + 2 * n if energy else None,
+                    passes,
+                )
+                for zone, depth, energy, passes in zones
+            ),
+        )
+        for n in range(count)
+    ]

@@ -65,7 +65,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gallery", "0012_location_practitioner"),
+        ("gallery", "0013_location_practitioner"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]

@@ -4,12 +4,12 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gallery", "0013_practitioners_from_names"),
+        ("gallery", "0014_practitioners_from_names"),
     ]
 
     operations = [
         # A default first, so that going back can add the column to a table with rows
-        # (0013 fills it again from the practitioners).
+        # (0014 fills it again from the practitioners).
         migrations.AlterField(
             model_name="case",
             name="practitioner_name",

@@ -7,7 +7,7 @@ from gallery import jurisdictions
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gallery", "0011_photo_rotation"),
+        ("gallery", "0012_treatment_sessions"),
     ]
 
     operations = [
