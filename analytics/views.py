@@ -66,7 +66,8 @@ def book(request: HttpRequest) -> HttpResponse:
     from gallery.models import Case
 
     case_id = public_id(request.GET.get("case"))
-    case = Case.objects.public().filter(public_id=case_id).first() if case_id else None
+    public = Case.objects.public().select_related("location")  # its booking page
+    case = public.filter(public_id=case_id).first() if case_id else None
     if case is not None and request.method == "GET" and not is_bot(request):
         record("book", case.public_id)
     response = HttpResponseRedirect(booking.target(case))

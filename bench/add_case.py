@@ -225,7 +225,11 @@ def flow(page: Any, base: str, rep: Rep, files: list[Path]) -> None:
     page.select_option("#id_sessions-1-zones-0-zone", "cheeks")
     page.fill("#id_sessions-1-zones-0-needle_depth_mm", "1.5")
     page.fill("#id_weeks_after_entered", "12")
-    page.fill("#id_practitioner", "Dr. Tablet")
+    # The demo's first location and a practitioner there (seed_demo: Dr. Amara Okafor).
+    page.select_option("#id_location", index=1)
+    page.select_option(
+        "#id_practitioner", label="Dr. Amara Okafor, Consultant dermatologist (Demo Skin Clinic)"
+    )
     page.click("text=Create the case and add photos")
     page.wait_for_url(re.compile(r"/staff/cases/\d+/$"))
     rep.case_id = int(re.findall(r"/staff/cases/(\d+)/$", page.url)[0])

@@ -203,6 +203,7 @@ for n in range({count}):
         skin_type=t.skin_type, needle_depth_mm=t.needle_depth_mm, session_count=t.session_count,
         session_interval_weeks=t.session_interval_weeks,
         weeks_after_last_session=t.weeks_after_last_session, practitioner=t.practitioner,
+        location=t.location,
         patient=patient, consent=Consent.objects.active().filter(patient=patient).first(),
         created_by=user, is_demo=True,
     )

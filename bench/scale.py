@@ -37,6 +37,8 @@ URLS = [
     "/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions",
     "/gallery/?page=2",
     "/api/cases/?fitzpatrick=5",
+    # A location and one of its practitioners (``clinic_group``).
+    "/gallery/?location=location-07&practitioner=practitioner-007",
 ]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
@@ -73,11 +75,9 @@ AREAS = [
 ]
 AREA_WEIGHTS = [30, 20, 10, 8, 8, 8, 6, 4, 4, 2]
 DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
-PRACTITIONERS = [
-    ("Dr. Amara Okafor", "Consultant dermatologist"),
-    ("Lena Brandt", "Registered nurse, aesthetic practitioner"),
-    ("Dr. Tomás Rivera", "Dermatologist"),
-]
+# A clinic group at both sizes: 50 locations in the four rule sets' countries and 200
+# practitioners, each at one location, every fourth at a second one too.
+LOCATIONS, PRACTITIONERS, COUNTRIES = 50, 200, ["US", "GB", "DE", "AU"]
 HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
 
 
@@ -145,7 +145,7 @@ class Generator:
         # The draws in a fixed order: the same seed gives the same cases.
         draft = kind == "draft"
         treatment = rng.choice(self.treatments)
-        practitioner, credentials = rng.choice(PRACTITIONERS)
+        practitioner, location = rng.choice(self.staff)
         public_id = self.token(10)
         while public_id in self.public_ids:
             public_id = self.token(10)
@@ -165,8 +165,8 @@ class Generator:
                 "session_count": rng.randint(1, 8),
                 "session_interval_weeks": rng.choice([4, 4, 6]),
                 "weeks_after_last_session": 4 + rng.choice([0, 2, 4, 8, 12]),
-                "practitioner": practitioner,
-                "practitioner_credentials": credentials,
+                "practitioner_id": practitioner,
+                "location_id": location,
                 "device": "Synthetic pen" if treatment == self.treatments[0] else "RF",
                 "aftercare_notes": "Gentle cleanser, moisturiser and SPF 50 for two weeks.",
                 "side_effects_notes": "Redness for two days after each session.",
@@ -252,6 +252,38 @@ def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
             copy.write_row(values)
 
 
+def clinic_group() -> list[tuple[int, int]]:
+    """The locations and practitioners; (practitioner id, location id) for each place a
+    practitioner works. Practitioner n works at location n mod 50 (practitioner-007 at
+    location-07, the filtered URL's pair)."""
+    from gallery.models import Location, Practitioner
+
+    Location.objects.all().delete()  # the migration's first location: no case uses it
+    locations = Location.objects.bulk_create(
+        Location(
+            name=f"Location {n:02d}",
+            slug=f"location-{n:02d}",
+            country=COUNTRIES[n % len(COUNTRIES)],
+            booking_url=f"https://example.com/book/{n:02d}",
+        )
+        for n in range(LOCATIONS)
+    )
+    people = Practitioner.objects.bulk_create(
+        Practitioner(name=f"Practitioner {n:03d}", slug=f"practitioner-{n:03d}")
+        for n in range(PRACTITIONERS)
+    )
+    staff = []
+    for n, person in enumerate(people):
+        places = [locations[n % LOCATIONS]] + (
+            [locations[(n + 7) % LOCATIONS]] if n % 4 == 0 else []
+        )
+        staff += [(person.pk, place.pk) for place in places]
+    Practitioner.locations.through.objects.bulk_create(
+        Practitioner.locations.through(practitioner_id=p, location_id=loc) for p, loc in staff
+    )
+    return staff
+
+
 def fill(db: Database, public: int) -> None:
     """Migrate one database, COPY ``public`` public cases and the hidden ones in, and do
     what the app does after cases change (``gallery/listing.py``), timed."""
@@ -271,6 +303,7 @@ def fill(db: Database, public: int) -> None:
     treatments = list(Treatment.objects.order_by("slug").values_list("pk", flat=True))
     concerns = list(Concern.objects.order_by("slug").values_list("pk", flat=True))
     gen = Generator(ConsentForm.current().pk, reviewer.pk, treatments, concerns)
+    gen.staff = clinic_group()
     t0 = time.perf_counter()
     rows = gen.batch(public, round(public * HIDDEN_FRACTION / (1 - HIDDEN_FRACTION)))
     models = [Patient, Consent, Case, Case.concerns.through, Photo]

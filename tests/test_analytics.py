@@ -14,7 +14,13 @@ from django.utils import timezone
 from analytics import booking
 from analytics.counters import flush, record, store
 from analytics.models import DailyCaseCount, DailyFilterCount, FlushedMinute
-from tests.conftest import make_case, make_listed_case, make_user
+from tests.conftest import (
+    make_case,
+    make_listed_case,
+    make_location,
+    make_practitioner,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -167,8 +173,11 @@ def test_counts_from_several_minutes_and_days_add_up():
 
 
 def test_the_booking_redirect_carries_the_case_id_and_keeps_the_clinics_own_query(client, settings):
-    settings.CLINIC_BOOKING_URL = "https://clinic.example/book?src=gallery#form"
-    case = make_listed_case()
+    # The case's location's booking page (Case.booking_url).
+    location = make_location("clinic-example")
+    location.booking_url = "https://clinic.example/book?src=gallery#form"
+    location.save()
+    case = make_listed_case(location=location, practitioner=make_practitioner(locations=[location]))
     response = click(client, case.public_id)
     assert response.status_code == 302
     assert (
@@ -307,8 +316,8 @@ def test_reviewers_see_the_report_with_charts_tables_and_the_period_they_chose(c
     assert "50.0" in top and "25.0" in top
     for heading in ("By treatment", "By Fitzpatrick skin type", "By skin type", "By practitioner"):
         assert heading in html
-    assert "By location" not in html  # no case has a location yet
-    assert html.count('<svg class="bars"') == 5
+    assert "By location" in html  # every case is treated at a location
+    assert html.count('<svg class="bars"') == 6
     assert "<title id=" in html and "<desc id=" in html
     assert "Dr. Bo Chen" in html and "Type V" in html
     assert "Fitzpatrick skin type" in html and 'id="filter-usage"' in html
@@ -359,7 +368,7 @@ def test_the_csv_has_one_row_per_case_and_day_with_the_counts(client):
         "3",
         "normal",
         "'=HYPERLINK(1)",
-        "",
+        "Demo Skin Clinic",
         "1",
         "1",
         "1",

@@ -242,7 +242,7 @@ def test_au_cases_carry_the_warning_on_page_card_and_api(client):
 
 @pytest.mark.django_db
 def test_a_uk_location_refuses_to_publish_a_prescription_only_treatment(client):
-    from tests.conftest import skin_jpeg
+    from tests.conftest import sessions_form_data, skin_jpeg, weeks_ago
     from tests.test_staff_workflow import create_case, upload
 
     london = make_location("london", country="GB")
@@ -256,6 +256,10 @@ def test_a_uk_location_refuses_to_publish_a_prescription_only_treatment(client):
         location=london.pk,
         practitioner=practitioner.pk,
         treatment=prescription_treatment().pk,
+        # Not RF microneedling: sessions without RF energy.
+        **sessions_form_data(
+            [(weeks_ago(12 + 6 * n), "Pen", [("cheeks", "1.5", None, None)]) for n in (2, 1, 0)]
+        ),
     )
     upload(client, case, skin_jpeg(4, 4, "before", (600, 400)), "b.jpg", "before")
     upload(client, case, skin_jpeg(4, 4, "after", (600, 400)), "a.jpg", "after")
