@@ -37,8 +37,9 @@ URLS = [
     "/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions",
     "/gallery/?page=2",
     "/api/cases/?fitzpatrick=5",
-    # A location and one of its practitioners (``clinic_group``).
-    "/gallery/?location=location-07&practitioner=practitioner-007",
+    # Two locations and their practitioners (``clinic_group``): a full page at both sizes.
+    "/gallery/?location=location-07&location=location-08"
+    + "".join(f"&practitioner=practitioner-{n:03d}" for n in (7, 8, 57, 58, 107, 108, 157, 158)),
 ]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
@@ -254,8 +255,8 @@ def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
 
 def clinic_group() -> list[tuple[int, int]]:
     """The locations and practitioners; (practitioner id, location id) for each place a
-    practitioner works. Practitioner n works at location n mod 50 (practitioner-007 at
-    location-07, the filtered URL's pair)."""
+    practitioner works. Practitioner n works at location n mod 50 (practitioner-007,
+    -057, -107 and -157 at location-07, as the filtered URL asks)."""
     from gallery.models import Location, Practitioner
 
     Location.objects.all().delete()  # the migration's first location: no case uses it
