@@ -7,10 +7,11 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import Patient
 
-YES_NO = [("yes", "Yes"), ("no", "No")]
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 SCOPE_FIELDS = ["allow_website", "allow_social", "allow_print", "allow_education"]
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
@@ -30,36 +31,37 @@ def yes_no(label: str, help_text: str = "") -> forms.TypedChoiceField:
         coerce=lambda v: v == "yes",
         widget=forms.RadioSelect,
         required=True,
-        error_messages={"required": "Choose yes or no."},
+        error_messages={"required": _("Choose yes or no.")},
     )
 
 
 class ConsentCaptureForm(forms.Form):
-    allow_website = yes_no("The clinic's website gallery")
-    allow_social = yes_no("The clinic's social media")
-    allow_print = yes_no("Printed material in the clinic")
-    allow_education = yes_no("Education and training of health professionals")
+    allow_website = yes_no(_("The clinic's website gallery"))
+    allow_social = yes_no(_("The clinic's social media"))
+    allow_print = yes_no(_("Printed material in the clinic"))
+    allow_education = yes_no(_("Education and training of health professionals"))
     identifiable = yes_no(
-        "May photos show your face or another feature by which you could be recognised?",
-        "If no, only cropped photos that show no identifying feature are used.",
+        _("May photos show your face or another feature by which you could be recognised?"),
+        _("If no, only cropped photos that show no identifying feature are used."),
     )
-    patient_is_adult = yes_no("Is the patient 18 or older?")
-    signed_by_name = forms.CharField(label="Name of the person signing", max_length=200)
+    patient_is_adult = yes_no(_("Is the patient 18 or older?"))
+    signed_by_name = forms.CharField(label=_("Name of the person signing"), max_length=200)
     representative_authority = forms.CharField(
-        label="If a representative signs: their authority",
-        help_text="e.g. parent, legal guardian, power of attorney. "
-        "Leave blank when the patient signs.",
+        label=_("If a representative signs: their authority"),
+        help_text=_(
+            "e.g. parent, legal guardian, power of attorney. Leave blank when the patient signs."
+        ),
         max_length=200,
         required=False,
     )
     expires_at = forms.DateField(
-        label="Consent ends on",
+        label=_("Consent ends on"),
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Required. Photos leave every public place on this date.",
+        help_text=_("Required. Photos leave every public place on this date."),
     )
     signature_data = forms.CharField(widget=forms.HiddenInput, required=False)
     document = forms.FileField(
-        label="Or attach the scanned signed paper form (PDF, JPEG, PNG, WebP or HEIC)",
+        label=_("Or attach the scanned signed paper form (PDF, JPEG, PNG, WebP or HEIC)"),
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,image/*"}),
     )
