@@ -81,13 +81,19 @@ class LanguageMiddleware:
                 language = settings.LANGUAGE_CODE
                 negotiated = True
                 if wanted != language and request.method in ("GET", "HEAD"):
-                    return self._redirect(request, wanted)
+                    response = self._redirect(request, wanted)
+                    translation.deactivate()
+                    return response
             else:
                 language = wanted
                 negotiated = True
         translation.activate(language)
         request.LANGUAGE_CODE = language
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            # The next request chooses again; nothing after this one runs in its language.
+            translation.deactivate()
         if negotiated and response.get("Content-Type", "").startswith("text/html"):
             patch_vary_headers(response, ("Accept-Language", "Cookie"))
         response.headers.setdefault("Content-Language", language)
