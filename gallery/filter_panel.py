@@ -12,7 +12,13 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from gallery.filters import FACET_DIMS, RANGE_FILTERS
-from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, reference_data
+from gallery.models import (
+    FITZPATRICK_CHOICES,
+    FITZPATRICK_INFO,
+    Case,
+    reference_data,
+    vocabulary,
+)
 
 # The panel's order: what a patient decides first comes first.
 GROUPS = [
@@ -37,8 +43,8 @@ def option_labels() -> dict[str, list[tuple[str, str]]]:
     are the clinic's own words, as entered)."""
     ref = reference_data()
     return {
-        "treatment": sorted(ref["treatments"].items(), key=lambda kv: kv[1]),
-        "concern": sorted(ref["concerns"].items(), key=lambda kv: kv[1]),
+        "treatment": sorted(vocabulary(ref["treatments"]).items(), key=lambda kv: kv[1]),
+        "concern": sorted(vocabulary(ref["concerns"]).items(), key=lambda kv: kv[1]),
         "fitzpatrick": [(str(n), str(label)) for n, label in FITZPATRICK_CHOICES],
         "skin_type": [(value, str(label)) for value, label in Case.SkinType.choices],
         "area": [(value, str(label)) for value, label in Case.BodyArea.choices],

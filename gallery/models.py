@@ -12,7 +12,7 @@ from django.db.models import Exists, F, OuterRef, Q, StringAgg, Subquery, Value
 from django.db.models.lookups import Exact
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext, pgettext_lazy
+from django.utils.translation import gettext, gettext_noop, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Consent, Patient
@@ -46,6 +46,12 @@ class Treatment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def local_name(self) -> str:
+        """The name in the page's language where the catalogue has it (``SEEDED_NAMES``),
+        else as written."""
+        return gettext(self.name)
+
     def get_absolute_url(self) -> str:
         return reverse("gallery:treatment", args=[self.slug])
 
@@ -69,6 +75,26 @@ FITZPATRICK_CHOICES = [
     (5, _("Type V")),
     (6, _("Type VI")),
 ]
+
+# The names of the treatments and concerns the first migration creates, for the catalogue:
+# the filter panel and the home page show them in the page's language (``vocabulary``).
+# Names a clinic adds or changes are shown as written.
+SEEDED_NAMES = [
+    gettext_noop("Microneedling"),
+    gettext_noop("Microneedling with radiofrequency"),
+    gettext_noop("Acne scars"),
+    gettext_noop("Fine lines and wrinkles"),
+    gettext_noop("Texture and pores"),
+    gettext_noop("Pigmentation"),
+    gettext_noop("Stretch marks"),
+    gettext_noop("Surgical scars"),
+]
+
+
+def vocabulary(names: dict[str, str]) -> dict[str, str]:
+    """slug -> name, each name in the page's language where the catalogue has it."""
+    return {slug: gettext(name) for slug, name in names.items()}
+
 
 # Plain descriptions a patient can recognise themselves in, and a swatch colour.
 FITZPATRICK_INFO = {
@@ -393,7 +419,7 @@ class Case(models.Model):
         ) % {"weeks": weeks}
         text = gettext("%(sessions)s of %(treatment)s, deepest needle setting %(depth)s mm, ") % {
             "sessions": sessions,
-            "treatment": self.treatment.name.lower(),
+            "treatment": self.treatment.local_name.lower(),
             "depth": depth,
         }
         text += weeks_text + ". "

@@ -54,6 +54,7 @@ from gallery.models import (
     Photo,
     Treatment,
     reference_data,
+    vocabulary,
 )
 from gallery.openapi import openapi_document
 from gallery.serialisers import case_json
@@ -126,7 +127,7 @@ def share_image(request: HttpRequest, cases) -> dict:
                 "alt": gettext("%(photo)s: %(treatment)s, %(weeks)s weeks after the last session")
                 % {
                     "photo": pairs[0][1].default_alt(),
-                    "treatment": case.treatment.name.lower(),
+                    "treatment": case.treatment.local_name.lower(),
                     "weeks": case.weeks_after_last_session,
                 },
             }
@@ -160,7 +161,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "gallery/home.html",
         {
             "featured": featured,
-            "treatments": reference_data()["treatments"].items(),
+            "treatments": vocabulary(reference_data()["treatments"]).items(),
             "fitzpatrick": [
                 {
                     "value": n,
@@ -173,7 +174,9 @@ def home(request: HttpRequest) -> HttpResponse:
             ],
             "concerns": [
                 (slug, name, facets["concern"].get(slug, 0))
-                for slug, name in sorted(reference_data()["concerns"].items(), key=lambda kv: kv[1])
+                for slug, name in sorted(
+                    vocabulary(reference_data()["concerns"]).items(), key=lambda kv: kv[1]
+                )
             ],
             "canonical": request.build_absolute_uri(reverse("gallery:home")),
             "og_image": share_image(request, featured),
@@ -273,7 +276,9 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "case": case,
             "pairs": case.public_pairs(),
             "similar": similar,
-            "concerns": [reference_data()["concerns"].get(s, s) for s in case.concern_slugs()],
+            "concerns": [
+                vocabulary(reference_data()["concerns"]).get(s, s) for s in case.concern_slugs()
+            ],
             "fitzpatrick_description": FITZPATRICK_INFO[case.fitzpatrick][0],
             "canonical": request.build_absolute_uri(case.get_absolute_url()),
             "og_image": share_image(request, [case]),

@@ -34,6 +34,7 @@ PUBLIC = {
     "public-media",
     "patient-consent",
     "patient-withdraw",
+    "switch-language",
 }
 P, R, C, S = "Photographers", "Reviewers", "Consent officers", "superuser"
 # Who may use each staff page: the product's rules, written out independently of the
@@ -114,6 +115,7 @@ def fill(pattern: str, name: str | None, world) -> str:
         "app_label": "gallery",
         "content_type_id": "1",
         "object_id": "1",
+        "language": "es",
     }
     if name and name.startswith("consent:"):
         values["pk"] = str(consent.pk)
