@@ -80,6 +80,11 @@ def test_every_public_page_is_in_spanish_for_a_browser_that_prefers_it(client, p
     html = spanish(client, public_case.get_absolute_url()).content.decode()
     assert "3 sesiones de microneedling, profundidad máxima de la aguja 1.5 mm" in html
     assert "foto del después 12 semanas después de la última sesión" in html
+    # The names the first migration creates are in the catalogue; a clinic's own are not.
+    assert (
+        "Cicatrices de acné" in html
+        and ">Microneedling con radiofrecuencia<" in spanish(client, "/gallery/").content.decode()
+    )
 
 
 @pytest.mark.django_db
