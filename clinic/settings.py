@@ -81,6 +81,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Patient mode: while staff have handed the tablet to a patient, every address but
+    # the kiosk's own pages leads back to the kiosk (consent/kiosk.py).
+    "consent.kiosk.KioskMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -297,6 +300,10 @@ PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 40 * 1024 * 1024)
 PHOTO_MAX_PIXELS = envint("PHOTO_MAX_PIXELS", 60_000_000)
 # Scanned consent forms that are images are checked like photos.
 CONSENT_IMAGE_VALIDATOR = "gallery.images.validate_photo"
+# A consent the patient renews on their own page runs this many days from signing.
+CONSENT_RENEWAL_DAYS = envint("CONSENT_RENEWAL_DAYS", 730)
+if not 1 <= CONSENT_RENEWAL_DAYS <= 3660:
+    raise ImproperlyConfigured("CONSENT_RENEWAL_DAYS must be between 1 and 3660 (ten years)")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

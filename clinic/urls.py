@@ -21,6 +21,8 @@ urlpatterns = [
     path("staff/", include("gallery.staff_urls")),
     path("consent/<str:token>/", patient_link.patient_page, name="patient-consent"),
     path("consent/<str:token>/withdraw/", patient_link.patient_withdraw, name="patient-withdraw"),
+    path("consent/<str:token>/narrow/", patient_link.patient_narrow, name="patient-narrow"),
+    path("consent/<str:token>/renew/", patient_link.patient_renew, name="patient-renew"),
     path("admin/", admin.site.urls),
 ]
 

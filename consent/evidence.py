@@ -42,6 +42,14 @@ def evidence_bundle(consent: Consent) -> bytes:
             f"Identifiable photos allowed: {'yes' if consent.identifiable else 'no'}",
             "Scopes: " + (", ".join(consent.scopes()) or "none"),
             f"Status now: {consent.status}",
+            "Signed document: "
+            + (
+                "included"
+                if document is not None
+                else "MISSING from storage"
+                if consent.signature
+                else "none (recorded without one)"
+            ),
         ]
         if consent.superseded_at:
             summary.append(

@@ -25,6 +25,7 @@ makes against the R5 models of ``fhir.resources``.
 import base64
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -50,6 +51,9 @@ IDENTIFIABLE = "identifiable"
 IDENTIFIABLE_DISPLAY = "Photos in which the patient can be recognised"
 
 
+log = logging.getLogger(__name__)
+
+
 def clinic_uri(name: str) -> str:
     """A name in the clinic's namespace: identifier systems, code systems, extensions."""
     return f"{settings.CLINIC_FHIR_BASE.rstrip('/')}/{name}"
@@ -60,10 +64,16 @@ def fhir_filename(consent: Consent) -> str:
 
 
 def read_signed_document(consent: Consent) -> bytes | None:
+    """The signed document's bytes; None when there is none, or when storage has lost it
+    (logged: the export still goes out, and says the document is missing)."""
     if not consent.signature:
         return None
-    with default_storage.open(consent.signature.name, "rb") as f:
-        return f.read()
+    try:
+        with default_storage.open(consent.signature.name, "rb") as f:
+            return f.read()
+    except OSError:
+        log.error("Consent %s: the signed document is missing from storage", consent.pk)
+        return None
 
 
 def consent_resource(

@@ -438,6 +438,22 @@ class ConsentSuperseded(Exception):
         self.consent = consent
 
 
+class ConsentStandingChanged(Exception):
+    """A new consent was to replace one that, by the time the patient's consents were
+    locked, was no longer the open one in force (replaced or withdrawn meanwhile)."""
+
+    def __init__(self, consent: Consent):
+        super().__init__("The consent in force changed meanwhile; nothing was recorded.")
+        self.consent = consent
+
+
+def renewal_expiry(replacing: Consent, at: datetime) -> datetime:
+    """When a consent renewed at ``at`` ends: one renewal term from then
+    (``CONSENT_RENEWAL_DAYS``), never earlier than the consent it replaces ends, so
+    renewing early never shortens what the patient agreed to."""
+    return max(at + timedelta(days=settings.CONSENT_RENEWAL_DAYS), replacing.expires_at)
+
+
 def lock_patient_consents(patient_id: int) -> dict[int, Consent]:
     """Lock every consent of a patient, in one order (recording, withdrawing and
     superseding all take the same locks the same way, so they never deadlock and never
@@ -549,7 +565,12 @@ def record_consent(
     recorded_by,
     document: tuple[str, bytes] | None,
     signed_at: datetime | None = None,
+    *,
     language: str | None = None,
+    channel: str = Consent.Channel.STAFF,
+    details: dict | None = None,
+    replaces: Consent | None = None,
+    actor_label: str = "",
     **fields,
 ) -> Consent:
     """Record a signed consent with its signature or scan. In the same transaction it
@@ -561,6 +582,12 @@ def record_consent(
     superseded by the newer one. The document is written to private storage before the
     transaction and removed again if the row cannot be saved, so no file is left without
     a row.
+
+    ``channel`` and ``details`` go into the events recorded, and ``actor_label`` names
+    who acted when no staff user did (the patient on their own page). With ``replaces``, the
+    consent is recorded only if that one is still the patient's open consent in force once
+    their consents are locked (``ConsentStandingChanged`` otherwise): a patient who
+    narrowed or renewed what their page showed never replaces a newer decision.
 
     ``language`` is the language the patient read the form in (the default language when
     not given); the consent keeps it and the exact text of the form in it. A language the
@@ -581,7 +608,12 @@ def record_consent(
         stored = default_storage.save(signature_upload_to(None, f"x.{ext}"), ContentFile(data))
     try:
         with transaction.atomic():
-            previous = list(lock_patient_consents(patient.pk).values())
+            locked = lock_patient_consents(patient.pk)
+            previous = list(locked.values())
+            if replaces is not None:
+                current = locked.get(replaces.pk)
+                if current is None or current.superseded_at or current.withdrawn_at:
+                    raise ConsentStandingChanged(current or replaces)
             consent = Consent(
                 patient=patient,
                 form=form,
@@ -595,14 +627,19 @@ def record_consent(
             consent.full_clean()
             consent.save()
             kind = ConsentEvent.Kind.RENEWED if previous else ConsentEvent.Kind.GRANTED
+            said = {"channel": channel, **(details or {})}
             ConsentEvent.record(
                 consent,
                 kind,
                 actor=recorded_by,
+                label=actor_label,
                 details={
                     "form_version": form.version,
                     "language": language,
                     "scopes": consent.scopes(),
+                    "identifiable": consent.identifiable,
+                    "expires_at": consent.expires_at.isoformat(),
+                    **said,
                 },
             )
             open_ = [c for c in previous if c.superseded_at is None and c.withdrawn_at is None]
@@ -610,10 +647,10 @@ def record_consent(
             if later:
                 newest = max(later, key=lambda c: (c.signed_at, c.pk))
                 superseded = [consent]
-                _supersede([consent], newest, recorded_by)
+                _supersede([consent], newest, recorded_by, actor_label, said)
             else:
                 superseded = open_
-                _supersede(open_, consent, recorded_by)
+                _supersede(open_, consent, recorded_by, actor_label, said)
             consent_changing.send(
                 sender=Consent, consent=consent, superseded=[c.pk for c in superseded]
             )
@@ -632,14 +669,18 @@ def record_consent(
     return consent
 
 
-def _supersede(olds: list[Consent], new: Consent, actor) -> None:
+def _supersede(olds: list[Consent], new: Consent, actor, label: str, said: dict) -> None:
     at = timezone.now()
     for old in olds:
         old.superseded_at = at
         old.superseded_by = new
         old.save(update_fields=["superseded_at", "superseded_by"])
         ConsentEvent.record(
-            old, ConsentEvent.Kind.SUPERSEDED, actor=actor, details={"by_consent": new.pk}
+            old,
+            ConsentEvent.Kind.SUPERSEDED,
+            actor=actor,
+            label=label,
+            details={"by_consent": new.pk, **said},
         )
 
 

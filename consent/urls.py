@@ -13,6 +13,9 @@ urlpatterns = [
     path("<int:pk>/withdraw/", views.consent_withdraw, name="withdraw"),
     path("<int:pk>/send-link/", views.consent_send_link, name="send-link"),
     path("<int:pk>/document/", views.consent_document, name="document"),
+    path("kiosk/start/<int:patient>/", views.kiosk_start, name="kiosk-start"),
+    path("kiosk/", views.kiosk_page, name="kiosk"),
+    path("kiosk/unlock/", views.kiosk_unlock, name="kiosk-unlock"),
     path("<int:pk>/evidence.zip", views.consent_evidence, name="evidence"),
     path("<int:pk>/consent.fhir.json", views.consent_fhir, name="fhir"),
 ]

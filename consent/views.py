@@ -4,18 +4,22 @@ gallery's: ``gallery/patient_link.py``. What is held under a consent comes throu
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate, logout
+from django.contrib.auth.views import redirect_to_login
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinic.access import private_file_response, staff_required
+from consent import kiosk
 from consent.evidence import evidence_bundle, evidence_filename
 from consent.fhir import consent_json, fhir_filename
-from consent.forms import ConsentCaptureForm, PatientForm, consent_kwargs
+from consent.forms import ConsentCaptureForm, KioskConsentForm, PatientForm, consent_kwargs
 from consent.hooks import held_records, patient_page_path
 from consent.models import (
     Consent,
@@ -264,3 +268,88 @@ def consent_fhir(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(body, content_type="application/fhir+json")
     response["Content-Disposition"] = content_disposition_header(True, fhir_filename(consent))
     return response
+
+
+# --- patient mode (the tablet in the patient's hands; see consent/kiosk.py) --------------
+
+
+@staff_required("consent.add_consent")
+@require_POST
+def kiosk_start(request: HttpRequest, patient: int) -> HttpResponse:
+    patient = get_object_or_404(Patient, pk=patient)
+    consent_form = ConsentForm.current()
+    if consent_form is None:
+        raise Http404("No consent form has been written yet.")
+    kiosk.start(request, patient, consent_form)
+    return redirect("consent:kiosk")
+
+
+@staff_required("consent.add_consent")
+@require_http_methods(["GET", "POST"])
+def kiosk_page(request: HttpRequest) -> HttpResponse:
+    """What the patient sees: the form text, the choices and the signature pad; once
+    signed, a thank-you. The consent is recorded as on the staff page, by the staff
+    member whose session this is."""
+    mode = kiosk.state(request)
+    if mode is None:
+        return redirect("consent:list")
+    patient = get_object_or_404(Patient, pk=mode["patient"])
+    if mode["consent"] is not None:
+        if request.method == "POST":
+            return redirect("consent:kiosk")
+        return render(request, "consent/kiosk_thanks.html", {"patient": patient})
+    consent_form = get_object_or_404(ConsentForm, pk=mode["form"])
+    form = KioskConsentForm(request.POST or None, initial={"signed_by_name": patient.full_name})
+    if request.method == "POST" and form.is_valid():
+        consent = record_consent(
+            patient,
+            consent_form,
+            request.user,
+            ("png", form.cleaned_data["signature_data"]),
+            **consent_kwargs(form),
+        )
+        kiosk.signed(request, consent)
+        return redirect("consent:kiosk")
+    return render(
+        request,
+        "consent/kiosk.html",
+        {"patient": patient, "consent_form": consent_form, "form": form},
+    )
+
+
+@staff_required()
+@require_http_methods(["GET", "POST"])
+def kiosk_unlock(request: HttpRequest) -> HttpResponse:
+    """Patient mode ends only with the password of the staff member whose session it is.
+
+    A wrong password goes through ``authenticate``, so django-axes counts it as it counts
+    a failed log-in. After as many wrong passwords as a log-in lock-out allows, the staff
+    member is logged out: the tablet then shows nothing but the log-in (or lock-out) page,
+    and further guesses meet the log-in lock-out."""
+    mode = kiosk.state(request)
+    if mode is None:
+        return redirect("consent:list")
+    error = ""
+    if request.method == "POST":
+        user = authenticate(
+            request,
+            username=request.user.get_username(),
+            password=request.POST.get("password", ""),
+        )
+        if user is not None and user.pk == request.user.pk:
+            kiosk.end(request)
+            if mode["consent"] is not None:
+                messages.success(request, "Patient mode ended. The patient's consent is recorded.")
+                return redirect("consent:detail", pk=mode["consent"])
+            messages.info(request, "Patient mode ended. Nothing was signed.")
+            return redirect("consent:new", patient=mode["patient"])
+        failures = kiosk.failed_unlock(request)
+        if getattr(request, "axes_locked_out", False) or failures >= settings.AXES_FAILURE_LIMIT:
+            logout(request)
+            return redirect_to_login(reverse("consent:list"))
+        error = "That password is not right. Patient mode stays on."
+    return render(
+        request,
+        "consent/kiosk_unlock.html",
+        {"error": error},
+    )

@@ -35,6 +35,8 @@ PUBLIC = {
     "patient-consent",
     "patient-withdraw",
     "switch-language",
+    "patient-narrow",
+    "patient-renew",
 }
 P, R, C, S = "Photographers", "Reviewers", "Consent officers", "superuser"
 # Who may use each staff page: the product's rules, written out independently of the
@@ -68,6 +70,9 @@ STAFF_ROLES = {
     "consent:document": {C, S},
     "consent:evidence": {C, S},
     "consent:fhir": {C, S},
+    "consent:kiosk-start": {P, C, S},
+    "consent:kiosk": {P, C, S},
+    "consent:kiosk-unlock": {P, R, C, S},
 }
 OPEN_STAFF = {"staff:login", "staff:logout", "admin:login", "admin:logout"}
 

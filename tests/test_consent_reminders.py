@@ -299,3 +299,36 @@ def test_a_consent_withdrawn_after_the_run_listed_it_gets_no_reminder(inbox):
     consent.withdraw()
     assert send_consent_reminders(SITE, due).emailed == []
     assert inbox.messages == [] and not ConsentReminder.objects.exists()
+
+
+def test_the_renewal_link_renews_by_signing_and_then_says_thank_you(inbox, client):
+    from tests.test_patient_renewal import signature
+
+    consent = ending_in(10)
+    consent.patient.full_name = "Ada Lovelace"
+    consent.patient.save(update_fields=["full_name"])
+    run()
+    path = renewal_path(inbox.messages[0])
+    form = client.get(path).text
+    assert "Sign and renew" in form and "Go back without renewing" not in form
+    unsigned = client.post(path, {"replaces": consent.pk, "signed_by_name": "Ada Lovelace"})
+    assert unsigned.status_code == 200 and "sign in the box" in unsigned.text
+    assert consent.patient.consent_in_force() == consent
+    response = client.post(
+        path,
+        {
+            "replaces": consent.pk,
+            "allow_website": "on",
+            "identifiable": "on",
+            "signed_by_name": "ada lovelace",
+            "signature_data": signature(),
+        },
+    )
+    renewed = consent.patient.consent_in_force()
+    assert renewed != consent and renewed.expires_at > consent.expires_at
+    assert response.status_code == 200 and "your consent is renewed" in response.text
+    assert response["Cache-Control"] == "no-store, private"
+    assert "/withdraw/" not in response.text
+    # The link has done its work; the patient's own link is untouched by it.
+    assert client.get(path).status_code == 404
+    assert client.post(path, {"replaces": renewed.pk}).status_code == 404

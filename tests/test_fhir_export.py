@@ -311,3 +311,17 @@ def test_the_evidence_bundle_holds_the_same_record(client):
     document = z.read("signed-document.jpg")
     assert attachment["hash"] == base64.b64encode(hashlib.sha1(document).digest()).decode()
     assert attachment["size"] == str(len(document)) == str(len(DOCUMENT))
+
+
+def test_a_document_lost_from_storage_still_exports_and_says_so(client):
+    client.force_login(make_user(groups=["Consent officers"]))
+    consent = active()
+    default_storage.delete(consent.signature.name)
+    response = client.get(f"/staff/consents/{consent.pk}/consent.fhir.json")
+    assert response.status_code == 200
+    assert "sourceAttachment" not in validated(response.content)
+    bundle = client.get(f"/staff/consents/{consent.pk}/evidence.zip")
+    assert bundle.status_code == 200
+    z = zipfile.ZipFile(io.BytesIO(bundle.content))
+    assert "Signed document: MISSING from storage" in z.read("summary.txt").decode()
+    assert not [n for n in z.namelist() if n.startswith("signed-document")]

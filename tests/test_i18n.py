@@ -393,3 +393,32 @@ def test_the_catalogue_is_compiled_and_not_committed():
     assert tracked == ""
     with translation.override("es"):
         assert translation.gettext("Before and after gallery") == "Galería de antes y después"
+
+
+@pytest.mark.django_db
+def test_a_patient_renewing_in_spanish_signs_the_spanish_text(client):
+    from tests.conftest import make_consent
+    from tests.test_patient_renewal import signature
+    from tests.test_side_doors import patient_link
+
+    patient = make_patient()
+    consent = make_consent(patient, expires_at=now() + timedelta(days=20))
+    link = patient_link(consent)
+    client.get(f"/language/es/?next={link}")
+    page = client.get(link + "renew/").content.decode()
+    title, body = ConsentForm.objects.get(version="2026-1").text("es")
+    assert SPANISH in page and "Lea el consentimiento" in page and "Su derecho a retirarlo" in page
+    response = client.post(
+        link + "renew/",
+        {
+            "replaces": consent.pk,
+            "allow_website": "on",
+            "identifiable": "on",
+            "signed_by_name": patient.full_name,
+            "signature_data": signature(),
+        },
+    )
+    assert response.status_code == 302
+    renewed = patient.consent_in_force()
+    assert renewed.language == "es" and renewed.signed_text == f"{title}\n\n{body}"
+    assert "Gracias: su consentimiento está renovado." in client.get(response["Location"]).text
