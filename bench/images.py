@@ -8,10 +8,12 @@ Linux charges a child's pre-exec memory (the parent's) to the child's ru_maxrss.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,16 @@ def import_project() -> Any:
 
 
 def vips_decode(pyvips: Any, path: str, size: Size) -> Any:
-    """One decode: shrink-on-load, EXIF rotation, sRGB, at the largest output size."""
-    big = pyvips.Image.thumbnail(path, size[0], height=size[1], size="force")
+    """One decode: shrink-on-load, EXIF rotation, sRGB, at the largest output size. The
+    wheel's libheif has no HEVC decoder: a HEIC is decoded by pillow-heif, as a peer would."""
+    if path.endswith(".heic"):
+        import pillow_heif
+
+        im = pillow_heif.open_heif(path).to_pillow().convert("RGB")
+        raw = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, 3, "uchar")
+        big = raw.thumbnail_image(size[0], height=size[1], size="force")
+    else:
+        big = pyvips.Image.thumbnail(path, size[0], height=size[1], size="force")
     return big.copy_memory()
 
 
@@ -87,14 +97,14 @@ def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: 
     print(json.dumps(result | {"hwm_kb": vm_kb("VmHWM"), "bytes": sum(map(len, out))}))
 
 
-def child_profile(path: str, w: int, h: int, sizes: list[Size], formats: list[str]) -> None:
+def child_profile(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
     import cProfile
     import pstats
 
     images = import_project()
     crop = images.centred_crop(w, h, w / h)
     with open(path, "rb") as fp, cProfile.Profile() as profiler:
-        images.render_crop(fp, crop, sizes, formats=tuple(formats))
+        images.render_crop(fp, crop, sizes, formats=tuple(spec["formats"]))
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(14)
 
 
@@ -160,8 +170,8 @@ def child_inputs(outdir: str, quick: bool) -> None:
         sizes = images.pair_output_sizes([(w, h)], w / h)
         fact = {"name": name, "path": str(path), "width": w, "height": h, "sizes": sizes}
         facts.append(fact | {"bytes": path.stat().st_size, "seconds": time.perf_counter() - t0})
-    formats = list(images.RENDITION_FORMATS)
-    print(json.dumps({"inputs": facts, "options": images.ENCODE_OPTIONS, "formats": formats}))
+    formats = {"formats": list(images.RENDITION_FORMATS)}
+    print(json.dumps({"inputs": facts, "options": images.ENCODE_OPTIONS} | formats))
 
 
 def child_main(argv: list[str]) -> int:
@@ -172,12 +182,8 @@ def child_main(argv: list[str]) -> int:
     path, upright, sizes, spec = argv[1:]
     w, h = (int(v) for v in upright.split("x"))
     pairs = [(int(a), int(b)) for a, b in (s.split("x") for s in sizes.split(","))]
-    if argv[0] == "profile":
-        child_profile(path, w, h, pairs, json.loads(spec)["formats"])
-    elif argv[0] == "quality":
-        child_quality(path, w, h, pairs, json.loads(spec))
-    else:
-        child_render(argv[0], path, w, h, pairs, json.loads(spec))
+    child = {"profile": child_profile, "quality": child_quality}.get(argv[0])
+    (child or partial(child_render, argv[0]))(path, w, h, pairs, json.loads(spec))
     return 0
 
 
@@ -233,13 +239,10 @@ def measure(sides: dict[str, Side], inp: dict, sizes: list[Size], spec: dict, re
     # Alternate which side goes first, so neither always gets the cooler CPU and caches.
     for kind in ("project", "vips") if rep % 2 == 0 else ("vips", "project"):
         run = run_child(child_cmd(kind, inp, sizes, spec))
-        data, side = json.loads(run.stdout), sides[kind]
-        side.render_s.append(data["render_s"])
-        side.proc_s.append(run.wall_s)
-        side.import_s.append(data["import_s"])
+        data, side = json.loads(run.stdout) | {"proc_s": run.wall_s}, sides[kind]
+        for key in ("render_s", "proc_s", "import_s", "import_kb", "hwm_kb"):
+            getattr(side, key).append(data[key])
         side.rss_kb.append(run.maxrss_kb)
-        side.import_kb.append(data["import_kb"])
-        side.hwm_kb.append(data["hwm_kb"])
         side.bytes = data["bytes"]
 
 
@@ -258,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also cProfile the largest JPEG")
     parser.add_argument("--no-quality", action="store_true", help="skip the SSIMULACRA2 part")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.reps = 1
+    args.reps = 1 if args.quick else args.reps
     if args.reps < 1:
         parser.error("need --reps >= 1")
     workdir = Path(tempfile.mkdtemp(prefix="bench-images-"))  # never in the repository
@@ -272,9 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: Any, workdir: Path) -> int:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, reps={args.reps}")
     print("Generating inputs ...", flush=True)
-    gen = [sys.executable, str(SCRIPT), "--child", "inputs", str(workdir)]
-    if args.quick:
-        gen.append("quick")
+    gen = [sys.executable, str(SCRIPT), "--child", "inputs", str(workdir), *["quick"][: args.quick]]
     setup = json.loads(run_child(gen).stdout)
     inputs, formats, options = setup["inputs"], setup["formats"], setup["options"]
     for inp in inputs:
@@ -285,7 +285,9 @@ def bench(args: Any, workdir: Path) -> int:
     print("project options: " + "; ".join(f"{k}={v}" for k, v in options.items()))
     spec = {"formats": formats, "options": options}
     failed: list[str] = []
-    quality: list = []
+    sys.path.insert(0, str(SCRIPT.parent))
+    from app import print_table  # stdlib only: a few MB on the parent's RSS, reported
+
     # pyvips is timed at the Q that gives the project's SSIMULACRA2 score at the largest
     # width (the same quality), or at the project's quality number when not measured.
     spec["vips_q"] = {f: o["quality"] for f, o in options.items()}
@@ -294,7 +296,7 @@ def bench(args: Any, workdir: Path) -> int:
         sizes = [tuple(s) for s in inp["sizes"]]
         print(f"SSIMULACRA2 on {inp['name']}, bisecting pyvips' Q ...", flush=True)
         quality = json.loads(run_child(child_cmd("quality", inp, sizes, spec)).stdout)
-        matched = quality_report(quality, formats, [s[0] for s in sizes], failed)[0]
+        matched = quality_report(quality, formats, [s[0] for s in sizes], failed, print_table)
         spec["vips_q"] |= {f: round(matched[f]) for f in formats if matched.get(f)}
     print("pyvips Q for the timing: " + ", ".join(f"{k}={v}" for k, v in spec["vips_q"].items()))
     tasks = []  # (input, what, sizes, spec, sides): the full set, then each single JPEG
@@ -312,12 +314,6 @@ def bench(args: Any, workdir: Path) -> int:
         for inp, _, sizes, sp, sides in tasks:
             measure(sides, inp, sizes, sp, rep)
         print(f"rep {rep + 1}/{args.reps} done in {time.perf_counter() - t0:.1f} s", flush=True)
-    sys.path.insert(0, str(SCRIPT.parent))
-    from app import print_table  # imported now: the children have all run
-
-    if quality:
-        widths = [s[0] for s in next(i for i in inputs if i["name"] == QUALITY_INPUT)["sizes"]]
-        quality_report(quality, formats, widths, [], print_table)
     failed += report(tasks, args.reps, print_table)
     if args.profile:
         full_jpegs = [t for t in tasks if "jpeg" in t[0]["name"] and t[1].startswith("full")]
@@ -331,8 +327,6 @@ def bench(args: Any, workdir: Path) -> int:
 
 def at_score(curve: list[list], score: float, col: int) -> float | None:
     """Column ``col`` (bytes: log-interpolated, or Q) of pyvips' curve at ``score``."""
-    import math
-
     points = sorted((r[5], r[col]) for r in curve)
     for (s0, v0), (s1, v1) in zip(points, points[1:], strict=False):
         if s0 <= score <= s1:
@@ -343,7 +337,7 @@ def at_score(curve: list[list], score: float, col: int) -> float | None:
     return None  # outside the swept range: no honest figure
 
 
-def quality_report(rows: list, formats: list, widths: list, failed: list, table: Any = None):
+def quality_report(rows: list, formats: list, widths: list, failed: list, table: Any) -> dict:
     """Per format and width: the project's bytes over pyvips' bytes at the same score."""
     out, matched = [], {}
     for fmt in formats:
@@ -367,13 +361,11 @@ def quality_report(rows: list, formats: list, widths: list, failed: list, table:
         whole = ours_total / vips_total if vips_total else float("inf")
         out.append([fmt, "all", "", "", f"{ours_total / 1024:.1f}", "", f"{vips_total / 1024:.1f}"])
         out[-1] += [f"{whole:.2f}x", "", ""]
-    if table is None:
-        return matched, out
     print("\nBytes at equal SSIMULACRA2 (vs the source downscaled by Lanczos 3): pyvips' KB and")
     print("Q interpolated between the two Qs that bracket the project's score (log bytes):")
     head = ["format", "width", "our q", "score", "our KB", "vips Q", "vips KB", "ratio"]
     table(out, [*head, "target", "result"])
-    return matched, out
+    return matched
 
 
 def report(tasks: list, reps: int, table: Any) -> list[str]:
