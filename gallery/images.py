@@ -34,7 +34,9 @@ RENDITION_FORMATS = ("avif", "webp", "jpeg")
 ENCODE_OPTIONS = {
     "jpeg": {"quality": 82, "progressive": True, "optimize": False},
     "webp": {"quality": 80, "method": 4},
-    "avif": {"quality": 60, "speed": 8},
+    # libaom's loop filter at sharpness 2 keeps skin texture that its default smooths
+    # away: ~12% fewer bytes at the same SSIMULACRA2 score (bench/images.py).
+    "avif": {"quality": 62, "speed": 8, "advanced": {"sharpness": "2"}},
 }
 # Threads that encode one photo's outputs side by side (Pillow's encoders release the GIL).
 ENCODE_THREADS = min(4, os.cpu_count() or 1)
