@@ -366,10 +366,11 @@ def render_crop(
 ) -> list[tuple[str, int, int, bytes]]:
     """Render ``crop`` of an image at each of ``sizes`` in each format.
 
-    Returns [(format, width, height, data)]. The pipeline is: decode at the smallest
-    DCT scale that still covers the largest output (JPEG draft), crop, downscale,
-    orient, convert to sRGB, copy the pixels into a fresh image (which drops every
-    metadata block), encode.
+    Returns [(format, width, height, data)]. The pipeline is: decode once, at the
+    smallest DCT scale that still covers twice the largest output (JPEG draft), crop,
+    downscale (Lanczos), orient, convert to sRGB, copy the pixels into a fresh image
+    (which drops every metadata block), then make each smaller width from that and
+    encode every output, side by side.
 
     ``rotation`` (degrees, clockwise on the upright image) turns the crop rectangle about
     its centre: the region around the turned rectangle is decoded and scaled as above,
