@@ -20,6 +20,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 
 # The gallery with demo data on the embedded default (SQLite, local media).
 run: $(VENV)/.installed
+	DJANGO_DEBUG=on $(PY) manage.py compile_catalogues
 	DJANGO_DEBUG=on $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=on $(PY) manage.py seed_demo
 	@echo ""
@@ -29,6 +30,7 @@ run: $(VENV)/.installed
 	DJANGO_DEBUG=on $(PY) manage.py runserver --noreload $(ADDR)
 
 test: system-packages $(VENV)/.installed-dev
+	DJANGO_DEBUG=on $(PY) manage.py compile_catalogues
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} DJANGO_HTTPS=off $(PY) -m pytest $(PYTEST_ARGS)
 
 # Debian's chromium for the browser tests: installed when root on Debian/Ubuntu, else asked for.

@@ -327,7 +327,6 @@ def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
     print(
         "\nServer time per phase: s in the gunicorn workers, wall / CPU, summed over its requests"
     )
-    print("(the uploads run 2 at a time on the 2 workers: their sum exceeds the phase):")
     rows = []
     for key, label in PHASES.items():
         walls = [sum(x["t1"] - x["t0"] for x in r.in_phase(key)) for r in reps]
@@ -337,9 +336,7 @@ def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
         rows.append([label, counts, f"{median(walls):.2f} / {median(cpus):.2f}", *cells])
     app.print_table(rows, ["phase", "requests", "median", *names], "  ")
 
-    print("\nUpload requests (s): start after the click on Upload; server: wall clock in the")
-    print("worker; cpu: its CPU; the steps: wall clock; (n): render_crop calls (each upload")
-    print("rebuilds every photo of the case so far).")
+    print("\nUpload requests (s); the steps: wall clock; (n): render_crop calls:")
     sums = []  # per rep: each step summed over its upload requests
     for rep in reps:
         rows = []
@@ -350,24 +347,12 @@ def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
             start = record["t0"] - rep.marks["upload"][0]
             steps = [f"{b[k]:.2f}" for k in STEPS]
             steps[list(STEPS).index("render")] += f" ({b['renders']})"
-            rows.append(
-                [
-                    who["name"],
-                    f"{who['role']}/{who['view']}",
-                    record["status"],
-                    f"+{start:.2f}",
-                    f"{b['total']:.2f}",
-                    f"{b['cpu']:.2f}",
-                    *steps,
-                ]
-            )
-        sums.append(
-            {k: sum(breakdown(r)[k] for r in uploads) for k in [*STEPS, "total", "cpu", "renders"]}
-        )
+            rows.append([who["name"], f"{who['role']}/{who['view']}", record["status"]])
+            rows[-1] += [f"+{start:.2f}", f"{b['total']:.2f}", f"{b['cpu']:.2f}", *steps]
+        keys = [*STEPS, "total", "cpu", "renders"]
+        sums.append({k: sum(breakdown(r)[k] for r in uploads) for k in keys})
         print(f"  rep {rep.number}, case {rep.case_id}, patient {rep.patient}:")
-        app.print_table(
-            rows, ["file", "role/view", "HTTP", "start", "server", "cpu", *STEPS], "    "
-        )
+        app.print_table(rows, ["file", "role/view", "HTTP", "start", "server", "cpu", *STEPS], " ")
         client = ", ".join(f"{s:.2f}" for _, s in sorted(rep.client))
         print(f"    as Chromium saw them (request start to response end): {client}")
         if rep.pair_warnings:
@@ -382,9 +367,7 @@ def report(reps: list[Rep], files: list[Path], access: list[float]) -> None:
     print(f"  {'request time in the workers':<36} {part('total'):6.2f} s")
     print(f"  {'CPU of the workers for them':<36} {part('cpu'):6.2f} s")
     print(f"  render_crop calls for 4 photos: {part('renders'):.0f}")
-    hooks = (
-        f"{sum(len(rep.in_phase('upload')) for rep in reps)}, {sum(s['total'] for s in sums):.2f} s"
-    )
+    hooks = f"{sum(len(r.in_phase('upload')) for r in reps)}, {sum(s['total'] for s in sums):.2f} s"
     print(f"  cross-check, access log: {len(access)}, {sum(access):.2f} s (the hooks: {hooks})")
 
 

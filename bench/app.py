@@ -1,7 +1,4 @@
-"""Start the app for a benchmark, and the helpers the scripts share.
-
-Each script runs as ``python bench/<name>.py``, so this folder is on ``sys.path``.
-"""
+"""Start the app for a benchmark, and the helpers the scripts share (see README.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent  # the Django project root (holds manage.py)
-HOST = "127.0.0.1"  # loopback only, never a routable address
+HOST = "127.0.0.1"  # loopback only
 PORTS = range(18500, 19000)
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # gunicorn's access log: worker pid, request, status, bytes, server-side microseconds.
@@ -33,30 +30,19 @@ DEMO_USER = "demo"  # the photographer seed_demo makes with debug on
 DEMO_PASSWORD = "demo-gallery-2026"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Root in a container (no sandbox), no GPU, no background calls adding bytes or load.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-
+CHROMIUM_ARGS = (
+    "--no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --disable-sync "
+    "--disable-background-networking --disable-component-update --disable-quic"
+).split()
 # Variables that would point a benchmark at shared infrastructure or change what it measures.
 DROPPED_PREFIXES = ("AWS_", "DJANGO_", "DATABASE_", "EMAIL_", "PHOTO_", "GALLERY_", "PUBLIC_")
 DROPPED = {"REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "CACHE_DIR", "SERVE_PUBLIC_MEDIA"}
 
 
 def environment(tmp: Path, database_url: str = "", **extra: str) -> dict[str, str]:
-    """The project's settings pointed into ``tmp``: database (unless given), media, cache,
-    static files; debug off, plain http on loopback (no redirect to https)."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in DROPPED and not name.startswith(DROPPED_PREFIXES)
-    }
+    """The project's settings pointed into ``tmp``; debug off, plain http on loopback."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)  # uploads spooled to disk go there too
     env |= {
         "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
@@ -83,13 +69,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 900) -> str:
     t0 = time.monotonic()
     try:
         done = subprocess.run(
-            cmd,
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            cmd, env=env, cwd=ROOT, input="", capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
         raise SystemExit(f"manage.py {label} took over {timeout:.0f} s") from None
@@ -101,14 +81,13 @@ def manage(env: dict[str, str], *args: str, timeout: float = 900) -> str:
 
 
 def setup(env: dict[str, str], count: int = 30) -> None:
-    """The demo data every server benchmark starts from."""
+    """The demo data every server benchmark starts from (the demo login needs debug on)."""
     manage(env, "migrate", "--noinput")
-    # The demo login with its known password is made only with debug on.
     manage({**env, "DJANGO_DEBUG": "on"}, "seed_demo", "--count", str(count))
     manage(env, "collectstatic", "--noinput")
 
 
-def shell_json(env: dict[str, str], code: str) -> object:
+def shell_json(env: dict[str, str], code: str) -> Any:
     """Run Python in the project (``manage.py shell -c``); its last line of output is JSON."""
     return json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])
 
@@ -118,11 +97,9 @@ def free_port() -> int:
         with socket.socket() as sock:
             # As gunicorn's listener: a port left in TIME_WAIT by an earlier run is free.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
+            with contextlib.suppress(OSError):
                 sock.bind((HOST, port))
-            except OSError:
-                continue
-            return port
+                return port
     raise SystemExit(f"no free port in {HOST}:{PORTS.start}-{PORTS.stop - 1}")
 
 
@@ -149,37 +126,27 @@ class Server:
                     pids.append(int(stat.parent.name))
         return sorted(pids)
 
+    def cpu(self) -> float:
+        """CPU seconds of the current workers, all their threads."""
+        return sum(map(cpu_seconds, self.workers()))
+
 
 @contextmanager
 def gunicorn(
     env: dict[str, str], tmp: Path, *options: str, workers: int = 2, stop_timeout: float = 30
 ) -> Iterator[Server]:
-    """gunicorn for the duration of the block, ready when every worker has answered.
-
-    The master leads its own session (process group), so stopping it by that id reaches its
-    workers and nothing else. Logs go to files: a pipe nobody drains blocks the workers.
-    """
+    """gunicorn for the duration of the block, ready when every worker has answered. The
+    master leads its own process group, so stopping that group reaches its workers and
+    nothing else. Logs go to files: a pipe nobody drains blocks the workers."""
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application"]
-    cmd += ["--bind", f"{HOST}:{port}", "--workers", str(workers)]
-    cmd += [
-        "--error-logfile",
-        str(tmp / "gunicorn.log"),
-        "--access-logfile",
-        str(tmp / "access.log"),
-    ]
-    cmd += ["--access-logformat", ACCESS_FORMAT]
+    cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application", "--bind", f"{HOST}:{port}"]
+    cmd += ["--workers", str(workers), "--access-logformat", ACCESS_FORMAT]
+    cmd += ["--error-logfile", str(tmp / "gunicorn.log")]
+    cmd += ["--access-logfile", str(tmp / "access.log")]
     cmd += ["--no-control-socket", *options]  # its default path under $HOME is shared
     with (tmp / "gunicorn.out").open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+        io = {"stdin": subprocess.DEVNULL, "stdout": out, "stderr": out}
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True, **io)
     server = Server(proc, port, tmp)
     try:
         wait_ready(server, workers)
@@ -189,11 +156,10 @@ def gunicorn(
 
 
 def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
-    """Wait until every worker has answered /healthz, not merely the first one: workers
-    import Django after the fork, and one still importing when a load opens its
-    connections would get none of them. The access log's pid field says who answered."""
+    """Until every worker has answered /healthz, not only the first: a worker still
+    importing Django when a load opens its connections would get none of them. The access
+    log's pid field says who answered."""
     deadline = time.monotonic() + timeout
-    access_log = server.tmp / "access.log"
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise SystemExit(f"gunicorn exited ({server.proc.returncode}):\n{tail(server.log)}")
@@ -207,28 +173,24 @@ def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
                 with contextlib.suppress(OSError, http.client.HTTPException):
                     conn.getresponse().read()
                 conn.close()
-            text = access_log.read_text() if access_log.exists() else ""
-            if all(f"<{pid}>" in text for pid in pids):
+            if all(f"<{pid}>" in read(server.tmp / "access.log") for pid in pids):
                 return
         time.sleep(0.2)
     raise SystemExit(f"gunicorn not ready after {timeout:.0f} s:\n{tail(server.log)}")
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """Stop a process started in its own group, and whatever it left behind in it."""
-
-    def signal_group(sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-
-    if proc.poll() is None:
-        signal_group(signal.SIGTERM)  # graceful: gunicorn's master stops its workers
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            proc.wait()
-    signal_group(signal.SIGKILL)  # a child that outlived its leader is still in the group
+    """Stop a process started in its own group (SIGTERM, SIGKILL after ``timeout``), and
+    whatever it left behind in the group."""
+    with contextlib.suppress(ProcessLookupError):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # graceful: gunicorn's master stops its workers
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        os.killpg(proc.pid, signal.SIGKILL)  # a child that outlived its leader
 
 
 def get(port: int, path: str, accept: str = HTML_ACCEPT) -> tuple[int, dict[str, str], bytes]:
@@ -264,9 +226,8 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Load:
-    """One wrk run: counts, bytes, its CPU, and its latencies as a histogram {seconds:
-    weight} of its 1,000 permilles, each weighing a thousandth of the requests, so that
-    the runs of several wrk processes pool into one distribution."""
+    """One wrk run; ``hist``: its latencies as {seconds: weight}, each of its 1,000
+    permilles weighing a thousandth of the requests, so that several runs pool."""
 
     seconds: float
     requests: int = 0
@@ -287,26 +248,21 @@ class Load:
 
     def error_text(self) -> str:
         parts = [f"{kind} x{n}" for kind, n in self.socket_errors.items() if n]
-        if self.not_200:
-            parts.append(f"non-200 x{self.not_200}")
+        parts += [f"non-200 x{self.not_200}"] if self.not_200 else []
         return ", ".join(parts) or "0"
 
     def __add__(self, other: Load) -> Load:
         """Two loads run at the same time: counts add up, the window is the longer one."""
-        sums = {
-            f.name: getattr(self, f.name) + getattr(other, f.name)
-            for f in fields(self)
-            if f.name != "seconds"
-        }
+        names = [f.name for f in fields(self) if f.name != "seconds"]
+        sums = {name: getattr(self, name) + getattr(other, name) for name in names}
         return Load(max(self.seconds, other.seconds), **sums)
 
 
 def require_wrk() -> str:
     """wrk's path; without it, an HTTP benchmark says so and stops before any setup."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk); no HTTP load run")
-    return wrk
+    if wrk := shutil.which("wrk"):
+        return wrk
+    raise SystemExit("wrk is not installed (Debian: apt-get install wrk); no HTTP load run")
 
 
 def wrk_start(
@@ -330,20 +286,18 @@ def wrk_wait(proc: subprocess.Popen) -> Load:
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out[-2000:]}")
     data = json.loads(line)
-    hist: Counter = Counter()
-    for us in data.pop("permilles"):
-        hist[us / 1e6] += data["requests"] / 1000
+    hist = Counter(us / 1e6 for us in data.pop("permilles"))
+    hist = Counter({s: n * data["requests"] / 1000 for s, n in hist.items()})
     data["socket_errors"] = Counter(data["socket_errors"])
     return Load(**data, client_cpu=usage.ru_utime + usage.ru_stime, hist=hist)
 
 
 def quantile(hist: Counter, q: float) -> float:
     """Nearest-rank quantile of a histogram {value: weight} (p99 of 1,000: the 990th)."""
-    rank = q * sum(hist.values())
     seen = 0
     for value in sorted(hist):
         seen += hist[value]
-        if seen >= rank:
+        if seen >= q * sum(hist.values()):
             return value
     return max(hist, default=float("nan"))  # rounding left the last weight short
 
@@ -424,9 +378,10 @@ def print_table(rows: list[list[str]], header: list[str], indent: str = "") -> N
 def print_verdicts(verdicts: list[tuple[str, str, str, bool | None]], first: str) -> None:
     """The closing table: what was measured against its target; None: no verdict."""
     results = {True: "PASS", False: "FAIL", None: "-"}
-    rows = [[name, measured, target, results[ok]] for name, measured, target, ok in verdicts]
     print()
-    print_table(rows, [first, "measured", "target", "result"])
+    print_table(
+        [[*v[:3], results[v[3]]] for v in verdicts], [first, "measured", "target", "result"]
+    )
 
 
 def loadavg() -> str:
@@ -438,8 +393,12 @@ def on_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def tail(path: Path, lines: int = 30) -> str:
+def read(path: Path) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(read(path).splitlines()[-lines:])

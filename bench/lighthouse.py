@@ -1,6 +1,5 @@
 #!/usr/bin/env python
-"""Lighthouse 12 on the public pages, served in the production configuration.
-See bench/README.md."""
+"""Lighthouse 12 on the public pages, served in the production configuration (README.md)."""
 
 from __future__ import annotations
 
@@ -22,35 +21,16 @@ CACHE = Path.home() / ".cache" / "gallery-lighthouse"
 TIMEOUT = 180  # seconds per Lighthouse run
 # Nothing calls home, and no name but loopback resolves (the machine is offline; Chromium
 # would still look up Google's hosts), so no run waits on a DNS answer that cannot come.
-CHROME_FLAGS = " ".join(
-    [
-        "--headless=new",
-        *app.CHROMIUM_ARGS,
-        '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"',
-    ]
-)
-CATEGORIES = {
-    "performance": "perf",
-    "accessibility": "a11y",
-    "best-practices": "best-pr",
-    "seo": "seo",
-}
-METRICS = [
-    "first-contentful-paint",
-    "largest-contentful-paint",
-    "total-blocking-time",
-    "cumulative-layout-shift",
-    "speed-index",
-]
+RESOLVE = '--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"'
+CHROME_FLAGS = " ".join(["--headless=new", *app.CHROMIUM_ARGS, RESOLVE])
+CATEGORIES = {"performance": "perf", "accessibility": "a11y", "best-practices": "best-pr"}
+CATEGORIES["seo"] = "seo"
+METRICS = "first-contentful-paint largest-contentful-paint total-blocking-time".split()
+METRICS += ["cumulative-layout-shift", "speed-index"]
 TARGET = 100  # the goal; --require-100 fails below it
 FLOOR = 95  # --strict fails below it
-PAGES = {
-    "home": "/",
-    "list": "/gallery/",
-    "filtered": "/gallery/?fitzpatrick=4&concern=acne-scars",
-    "case": "",  # the newest case, from the API
-    "treatment": "/treatments/microneedling/",
-}
+PAGES = {"home": "/", "list": "/gallery/", "filtered": "/gallery/?fitzpatrick=4&concern=acne-scars"}
+PAGES |= {"case": "", "treatment": "/treatments/microneedling/"}  # case: the newest, from the API
 
 
 def lighthouse_cli() -> Path:
@@ -70,13 +50,11 @@ def lighthouse_cli() -> Path:
 
 
 def run_lighthouse(cli: Path, url: str, out: Path, tmp: Path) -> dict[str, Any]:
-    """One Lighthouse run (mobile, simulated throttling: what PageSpeed Insights reports);
-    its report, with an "error" key when it failed."""
+    """One Lighthouse run; its report, with an "error" key when it failed."""
     report = out.with_name(out.name + ".report.json")
     cmd = ["node", str(cli), url, "--output=json", f"--output-path={report}"]
     cmd += [f"--chrome-path={app.CHROMIUM}", f"--chrome-flags={CHROME_FLAGS}"]
-    # Lighthouse's defaults, spelt out: a phone (Moto G Power, 412x823 at 1.75x) on slow 4G
-    # with a 4x slower CPU, simulated from the observed trace.
+    # Lighthouse's defaults, spelt out: a phone on slow 4G with a 4x slower CPU, simulated.
     cmd += ["--form-factor=mobile", "--throttling-method=simulate"]
     cmd += ["--no-enable-error-reporting", f"--only-categories={','.join(CATEGORIES)}"]
     cmd += ["--max-wait-for-load=30000", "--quiet"]
@@ -85,9 +63,7 @@ def run_lighthouse(cli: Path, url: str, out: Path, tmp: Path) -> dict[str, Any]:
     error = ""
     with out.with_name(out.name + ".log").open("wb") as log:
         # Own session: on a timeout, node and the Chromium it launched stop together.
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
         try:
             if proc.wait(timeout=TIMEOUT):
                 error = f"lighthouse exited {proc.returncode}"
@@ -131,12 +107,9 @@ def losing_audits(lhr: dict[str, Any], category: str) -> list[str]:
 def measure(
     cli: Path, base: str, key: str, path: str, count: int, tmp: Path, best: bool = False
 ) -> dict[str, Any]:
-    """``count`` runs of one page; the one with the median performance score (the other
-    categories do not move between runs). With ``best``, up to ``count`` runs, stopping once
-    performance reaches the target, and the best run is kept: other work on the machine
-    only makes the observed main-thread tasks longer (simulated throttling scales them),
-    never shorter. Every run is printed; the worst accessibility, best-practices and SEO
-    scores of all runs are kept, so that only performance is taken at its best."""
+    """``count`` runs of one page, the median by performance kept; with ``best``, up to
+    ``count`` runs, stopping once performance reaches the target, the best performance and
+    the worst of the other categories kept (see README.md)."""
     runs = []
     for n in range(1, count + 1):
         for retry in ("", "b"):  # one retry: on a busy machine Lighthouse may lose a trace
@@ -171,18 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help=f"exit 1 if a score < {FLOOR}")
     parser.add_argument("--page", action="append", choices=list(PAGES), help="repeatable; all")
     parser.add_argument("--runs", type=int, default=1, help="runs per page; the median is kept")
-    parser.add_argument(
-        "--best-of",
-        type=int,
-        metavar="N",
-        help="up to N runs per page, stopping at performance 100; the best performance is "
-        "kept (other load only lowers it), the worst of the other categories",
-    )
-    parser.add_argument(
-        "--require-100",
-        action="store_true",
-        help=f"exit 1 unless every page scores {TARGET} in every category (CI)",
-    )
+    best_of = "up to N runs per page, stopping at performance 100; the best one kept"
+    parser.add_argument("--best-of", type=int, metavar="N", help=best_of)
+    require = f"exit 1 unless every page scores {TARGET} in every category (CI)"
+    parser.add_argument("--require-100", action="store_true", help=require)
     parser.add_argument("--count", type=int, default=30, help="demo cases to seed")
     args = parser.parse_args(argv)
     if not Path(app.CHROMIUM).exists():
@@ -209,14 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(f"{path} is not answering 200: nothing to measure.")
             how = "median of" if not args.best_of else "best performance of up to"
             count = max(1, args.best_of or args.runs)
-            print(
-                f"Lighthouse {VERSION}, mobile, simulated throttling ({how} {count} run(s)):",
-                flush=True,
-            )
+            print(f"Lighthouse {VERSION}, mobile, simulated throttling ({how} {count} run(s)):")
             for key, path in pages.items():
-                results[key] = measure(
-                    cli, server.base, key, path, count, tmp, best=bool(args.best_of)
-                )
+                best = bool(args.best_of)
+                results[key] = measure(cli, server.base, key, path, count, tmp, best=best)
         print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
     finally:
         # The reports and the server logs are kept; the throwaway site is not.
@@ -231,21 +192,18 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict[str, dict[str, Any]], strict: bool, floor: int, tmp: Path) -> int:
     rows = []
     for key, lhr in results.items():
-        marks = []
-        for s in scores(lhr).values():
-            marks.append("-" if s is None else f"{s}{'!' if s < floor else ''}")
+        marks = ["-" if s is None else f"{s}{'!' * (s < floor)}" for s in scores(lhr).values()]
         rows.append([key, *marks, lhr.get("runs", ""), lhr["error"]])
     app.print_table(rows, ["page", *CATEGORIES.values(), "runs", ""])
-    for lhr in results.values():
-        settings = lhr.get("configSettings") or {}
-        if settings:
-            screen = settings.get("screenEmulation") or {}
-            print(
-                f"Form factor {settings.get('formFactor')}, screen {screen.get('width')}x"
-                f"{screen.get('height')} at {screen.get('deviceScaleFactor')}x "
-                f"(mobile {screen.get('mobile')}), throttling {settings.get('throttlingMethod')}"
-            )
-            break
+    if settings := next(
+        (r["configSettings"] for r in results.values() if r.get("configSettings")), {}
+    ):
+        screen = settings.get("screenEmulation") or {}
+        print(
+            f"Form factor {settings.get('formFactor')}, screen {screen.get('width')}x"
+            f"{screen.get('height')} at {screen.get('deviceScaleFactor')}x "
+            f"(mobile {screen.get('mobile')}), throttling {settings.get('throttlingMethod')}"
+        )
     errored: dict[str, list[str]] = {}
     for key, lhr in results.items():
         below = [c for c, s in scores(lhr).items() if (s or 0) < TARGET and lhr.get("categories")]
@@ -254,11 +212,11 @@ def report(results: dict[str, dict[str, Any]], strict: bool, floor: int, tmp: Pa
         for cat in below:
             print(f"  [{cat} {scores(lhr)[cat]}]")
             if cat == "performance":
-                got = [
-                    f"{m.replace('-', ' ')} {lhr['audits'].get(m, {}).get('displayValue', '?')}"
-                    for m in METRICS
-                ]
-                print("    metrics: " + "; ".join(got))
+                shown = [(m.replace("-", " "), lhr["audits"].get(m, {})) for m in METRICS]
+                print(
+                    "    metrics: "
+                    + "; ".join(f"{m} {a.get('displayValue', '?')}" for m, a in shown)
+                )
             for line in losing_audits(lhr, cat):
                 print(f"    - {line}")
         for audit in lhr.get("audits", {}).values():
@@ -275,8 +233,7 @@ def report(results: dict[str, dict[str, Any]], strict: bool, floor: int, tmp: Pa
     bad = [line for line in log if line.split('" ')[-1][:1] in ("4", "5")]
     if bad:
         print(f"\nServer answered {len(bad)} request(s) with an error status:")
-        for line in bad[:20]:
-            print(f"  {line}")
+        print("\n".join(f"  {line}" for line in bad[:20]))
     if os.getloadavg()[0] > (os.cpu_count() or 1):
         print(
             f"\nNote: load average {os.getloadavg()[0]:.1f}: other work shared the CPU, so "
@@ -284,10 +241,11 @@ def report(results: dict[str, dict[str, Any]], strict: bool, floor: int, tmp: Pa
         )
     print(f"\nJSON reports: {tmp / 'reports'}")
     print(f"Server logs:  {tmp / 'gunicorn.log'}, {tmp / 'access.log'}")
-    under = []
-    for key, lhr in results.items():
-        if lhr["error"] or any((s or 0) < floor for s in scores(lhr).values()):
-            under.append(key)
+    under = [
+        key
+        for key, lhr in results.items()
+        if lhr["error"] or any((s or 0) < floor for s in scores(lhr).values())
+    ]
     if under:
         print(f"\n{len(under)} page(s) with a category below {floor} or a failed run: {under}")
     elif strict:

@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
-from typing import Any
 
 import app
 
@@ -35,21 +34,17 @@ MAX_UPLOAD_BYTES = 40 * 1024 * 1024  # clinic/settings.py
 MAX_UPLOAD_PIXELS = 60_000_000
 MB = 1_000_000
 RAMP = 0.5  # seconds over which the wrk processes start, as browsers arrive
-# gthread: idle keep-alive connections wait in the worker's poller, requests run in
-# threads; 4 x 4 on 2 CPUs; a deep backlog for the burst of connections; a timeout no
-# 15 MB upload rendering inline can reach.
 GUNICORN = ("--worker-class", "gthread", "--backlog", "2048", "--timeout", "120")
-
-# Server log lines that are failures whatever the client saw. Once gunicorn is being
+# Server log lines that are failures whatever the client saw; once gunicorn is being
 # stopped, only SHUTDOWN_PROBLEMS count. Replaced workers are found by their pids.
 LOG_PROBLEMS = {
-    "worker timeout": re.compile(r"WORKER TIMEOUT"),
-    "worker killed or exited": re.compile(r"was sent (SIG|code)|Worker exit"),
-    "database is locked": re.compile(r"database is locked"),
-    "traceback": re.compile(r"^Traceback \(most recent call last\)"),
-    "gunicorn request error": re.compile(r"Error handling request"),
-    "upload failed (503)": re.compile(r"Upload failed for case"),
-    "renditions failed": re.compile(r"Could not build renditions"),
+    "worker timeout": r"WORKER TIMEOUT",
+    "worker killed or exited": r"was sent (SIG|code)|Worker exit",
+    "database is locked": r"database is locked",
+    "traceback": r"^Traceback \(most recent call last\)",
+    "gunicorn request error": r"Error handling request",
+    "upload failed (503)": r"Upload failed for case",
+    "renditions failed": r"Could not build renditions",
 }
 SHUTDOWN_PROBLEMS = ("worker timeout", "database is locked", "traceback")
 ACCESS_LINE = re.compile(r'^<(\d+)> "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
@@ -72,8 +67,8 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Stats:
-    """A phase seen from the server: worker CPUs, peak RSS of all workers and of the
-    largest, replaced workers, and the CPUs of the load generator and of everything else."""
+    """A phase seen from the server: worker cores, peak RSS of all workers and of the
+    largest, replaced workers, and the cores of the load generator and everything else."""
 
     wall: float = 0.0
     cores: float = 0.0
@@ -86,14 +81,9 @@ class Stats:
 
 @contextmanager
 def watch(server: app.Server) -> Iterator[Stats]:
-    """Stats of the block; memory sampled every 0.2 s. A changed set of worker pids means
-    gunicorn replaced one (a crash or a timeout)."""
-    stats = Stats()
-    pids = server.workers()
-    stop = threading.Event()
-    cpu0 = sum(map(app.cpu_seconds, pids))
-    busy0 = machine_busy()
-    t0 = time.perf_counter()
+    """Stats of the block, memory sampled every 0.2 s."""
+    stats, pids, stop = Stats(), server.workers(), threading.Event()
+    cpu0, busy0, t0 = server.cpu(), machine_busy(), time.perf_counter()
 
     def sample() -> None:
         while not stop.wait(0.2):
@@ -117,18 +107,17 @@ def read_load(
     server: app.Server, paths: list[str], seconds: int, connections: int
 ) -> tuple[dict[str, app.Load], Stats]:
     """One wrk of 4 connections per URL in turn, started over RAMP seconds: connections
-    opened in the same millisecond all go to whichever worker wakes first, and keep-alive
-    would keep that imbalance for the whole phase."""
+    opened in the same millisecond all go to one worker, and keep-alive keeps them there."""
     with watch(server) as stats:
         procs = []
         for i in range(connections // 4):
             path = paths[i % len(paths)]
             accept = "application/json" if path.startswith("/api/") else app.HTML_ACCEPT
-            # Accept-Encoding as a browser's: GZipMiddleware's work is part of the cost.
-            encoding = "gzip, deflate, br, zstd"
+            encoding = "gzip, deflate, br, zstd"  # a browser's: GZipMiddleware's cost counts
             url = server.base + path
-            proc = app.wrk_start(url, seconds, 4, Accept=accept, Accept_Encoding=encoding)
-            procs.append((path, proc))
+            procs.append(
+                (path, app.wrk_start(url, seconds, 4, Accept=accept, Accept_Encoding=encoding))
+            )
             time.sleep(RAMP * 4 / connections)
         loads = {path: app.Load(0) for path in paths}
         for path, proc in procs:
@@ -185,8 +174,8 @@ def make_uploads(cases: list[int], target_bytes: int) -> tuple[list[Upload], str
         return list(pool.map(one, range(len(cases)))), f"{width}x{height}"
 
 
-# Draft cases owned by the demo photographer, one per upload, each on a demo patient's
-# active consent, with the facts of a seeded demo case.
+# Draft cases of the demo photographer, one per upload, each on a demo patient's active
+# consent, with the facts of a seeded demo case.
 DRAFTS = """
 import json
 from consent.models import Consent, Patient
@@ -195,18 +184,15 @@ from gallery.models import Case
 user = User.objects.get(username={user!r})
 patients = list(Patient.objects.filter(reference__startswith="DEMO-").order_by("reference"))
 t = Case.objects.filter(is_demo=True).order_by("pk").first()
+facts = ["treatment", "body_area", "fitzpatrick", "skin_type", "needle_depth_mm",
+         "session_count", "session_interval_weeks", "weeks_after_last_session", "practitioner",
+         "location"]
 pks = []
 for n in range({count}):
     patient = patients[n % len(patients)]
-    case = Case.objects.create(
-        treatment=t.treatment, body_area=t.body_area, fitzpatrick=t.fitzpatrick,
-        skin_type=t.skin_type, needle_depth_mm=t.needle_depth_mm, session_count=t.session_count,
-        session_interval_weeks=t.session_interval_weeks,
-        weeks_after_last_session=t.weeks_after_last_session, practitioner=t.practitioner,
-        location=t.location,
-        patient=patient, consent=Consent.objects.active().filter(patient=patient).first(),
-        created_by=user, is_demo=True,
-    )
+    consent = Consent.objects.active().filter(patient=patient).first()
+    case = Case.objects.create(**{{f: getattr(t, f) for f in facts}}, patient=patient,
+                               consent=consent, created_by=user, is_demo=True)
     case.concerns.set(t.concerns.all())
     pks.append(case.pk)
 print(json.dumps(pks))
@@ -219,41 +205,34 @@ from django.core.files.storage import storages
 from gallery.models import Photo
 out = {{}}
 for pk in {cases!r}:
-    rows = []
+    out[str(pk)] = rows = []
     for photo in Photo.objects.filter(case_id=pk):
-        digest = hashlib.sha256()
         try:
             with storages["default"].open(photo.original.name, "rb") as fp:
-                for chunk in iter(lambda: fp.read(1 << 20), b""):
-                    digest.update(chunk)
-            stored = digest.hexdigest()
+                stored = hashlib.file_digest(fp, "sha256").hexdigest()
         except OSError as exc:
             stored = "unreadable: %s" % exc
         rows.append({{"db_sha256": photo.sha256, "file_sha256": stored,
                       "renditions": len(photo.renditions)}})
-    out[str(pk)] = rows
 print(json.dumps(out))
 """
 
 
 def login(base: str, case: int) -> tuple[str, str]:
-    """Log in as the photographer and open a case page: (cookie header, CSRF token)."""
+    """Log in as the photographer, open a case page: (cookie header, the form's CSRF token)."""
     jar = CookieJar()
-    handlers = urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
-    opener = urllib.request.build_opener(*handlers)
-    login_url = f"{base}/staff/login/"
-    html = opener.open(login_url, timeout=30).read().decode()
-    form = {
-        "username": app.DEMO_USER,
-        "password": app.DEMO_PASSWORD,
-        "next": "/staff/",
-        "csrfmiddlewaretoken": CSRF_INPUT.search(html).group(1),  # type: ignore[union-attr]
-    }
-    data = urllib.parse.urlencode(form).encode()
-    opener.open(urllib.request.Request(login_url, data, {"Referer": login_url}), timeout=30)
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
+    )
+    url = f"{base}/staff/login/"
+    token = CSRF_INPUT.search(opener.open(url, timeout=30).read().decode())
+    if not token:
+        raise SystemExit("the login page has no CSRF token")
+    form = {"username": app.DEMO_USER, "password": app.DEMO_PASSWORD, "next": "/staff/"}
+    data = urllib.parse.urlencode(form | {"csrfmiddlewaretoken": token.group(1)}).encode()
+    opener.open(urllib.request.Request(url, data, {"Referer": url}), timeout=30)
     if not any(c.name == "sessionid" for c in jar):
         raise SystemExit(f"login as {app.DEMO_USER} failed")
-    # The case page's upload form gives the token upload.js sends.
     html = opener.open(f"{base}/staff/cases/{case}/", timeout=30).read().decode()
     token = CSRF_INPUT.search(html)
     if not token or 'id="upload"' not in html:
@@ -264,22 +243,14 @@ def login(base: str, case: int) -> tuple[str, str]:
 def upload_one(port: int, up: Upload, cookie: str, csrf: str, barrier: threading.Barrier) -> None:
     """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken."""
     boundary = f"----bench{uuid.uuid4().hex}"
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="role"\r\n\r\nbefore\r\n',
-        f'--{boundary}\r\nContent-Disposition: form-data; name="view"\r\n\r\nfront\r\n',
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{up.name}"\r\n',
-        "Content-Type: image/jpeg\r\n\r\n",
-    ]
-    body = "".join(parts).encode() + up.data + f"\r\n--{boundary}--\r\n".encode()
+    part = f'--{boundary}\r\nContent-Disposition: form-data; name="%s"%s\r\n'
+    head = part % ("role", "") + "\r\nbefore\r\n" + part % ("view", "") + "\r\nfront\r\n"
+    head += part % ("file", f'; filename="{up.name}"') + "Content-Type: image/jpeg\r\n\r\n"
+    body = head.encode() + up.data + f"\r\n--{boundary}--\r\n".encode()
     origin = f"http://{app.HOST}:{port}"
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-        "Cookie": cookie,
-        "X-CSRFToken": csrf,
-        "Origin": origin,
-        "Referer": f"{origin}/staff/cases/{up.case}/",
-        "Accept": "*/*",
-    }
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "*/*"}
+    headers |= {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
+    headers["Referer"] = f"{origin}/staff/cases/{up.case}/"
     conn = http.client.HTTPConnection(app.HOST, port, timeout=300)
     try:
         conn.connect()
@@ -288,10 +259,8 @@ def upload_one(port: int, up: Upload, cookie: str, csrf: str, barrier: threading
         conn.request("POST", f"/staff/cases/{up.case}/photos/", body=body, headers=headers)
         resp = conn.getresponse()
         answer = resp.read().decode(errors="replace")[:70]
-        up.status = resp.status
-        up.seconds = time.perf_counter() - t0
-        if resp.status != 201:
-            up.error = f"HTTP {resp.status} {answer}"
+        up.status, up.seconds = resp.status, time.perf_counter() - t0
+        up.error = "" if resp.status == 201 else f"HTTP {resp.status} {answer}"
     except (OSError, http.client.HTTPException, threading.BrokenBarrierError) as exc:
         up.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -320,29 +289,14 @@ def verify(uploads: list[Upload], verified: dict[str, list[dict]]) -> list[list[
     for up in uploads:
         found = verified.get(str(up.case), [])
         row = found[0] if len(found) == 1 else {}
-        db = row.get("db_sha256") == up.sha256
-        stored = row.get("file_sha256") == up.sha256
-        why = [up.error] if up.error else []
-        if len(found) != 1:
-            why.append(f"{len(found)} photos stored")
-        if not db:
-            why.append("recorded SHA-256 differs")
-        if not stored:
-            why.append("stored file SHA-256 differs")
-        up.error = "; ".join(why)
-        rows.append(
-            [
-                f"case {up.case}",
-                f"{len(up.data) / MB:.2f}",
-                str(up.status or "-"),
-                f"{up.seconds:.1f}",
-                up.sha256[:12],
-                "yes" if db else "NO",
-                "yes" if stored else "NO",
-                str(row.get("renditions", "-")),
-                up.error,
-            ]
-        )
+        db, stored = row.get("db_sha256") == up.sha256, row.get("file_sha256") == up.sha256
+        why = [(up.error, up.error), (len(found) != 1, f"{len(found)} photos stored")]
+        why += [(not db, "recorded SHA-256 differs"), (not stored, "stored file SHA-256 differs")]
+        up.error = "; ".join(text for bad, text in why if bad)
+        cells = [f"case {up.case}", f"{len(up.data) / MB:.2f}", str(up.status or "-")]
+        cells += [f"{up.seconds:.1f}", up.sha256[:12], "yes" if db else "NO"]
+        cells += ["yes" if stored else "NO", str(row.get("renditions", "-")), up.error]
+        rows.append(cells)
     return rows
 
 
@@ -364,12 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 if a check fails")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration = 5
-        args.uploads = 4
-        args.upload_mb = 2.0
+        args.duration, args.uploads, args.upload_mb = 5, 4, 2.0
     if args.uploads < 1 or args.connections < 4 or args.duration < 1:
         parser.error("need --uploads >= 1, --connections >= 4, --duration >= 1")
-
     # SIGTERM and the budget's alarm unwind through the finally blocks that stop gunicorn.
     app.require_wrk()
     app.on_sigterm()
@@ -385,19 +336,15 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
     print(f"Setup ({os.cpu_count()} CPUs, load average {app.loadavg()}):", flush=True)
     app.setup(env, args.count)
-    cases: Any = app.shell_json(env, DRAFTS.format(user=app.DEMO_USER, count=args.uploads))
+    cases = app.shell_json(env, DRAFTS.format(user=app.DEMO_USER, count=args.uploads))
     t0 = time.perf_counter()
     uploads, size = make_uploads(cases, int(args.upload_mb * MB))
     sent = sum(len(u.data) for u in uploads) / MB
     print(f"  {len(uploads)} photos of {size}, {sent:.0f} MB: {time.perf_counter() - t0:.1f} s")
     options = (*GUNICORN, "--threads", str(args.threads))
     with app.gunicorn(env, tmp, *options, workers=args.workers, stop_timeout=40) as server:
-        paths = [
-            "/gallery/",
-            app.first_case_path(server),
-            "/api/cases/",
-            "/api/cases/?fitzpatrick=3",
-        ]
+        paths = ["/gallery/", app.first_case_path(server), "/api/cases/"]
+        paths.append("/api/cases/?fitzpatrick=3")
         print(f"gunicorn on {server.base}: gthread, {args.workers} x {args.threads} threads")
         # Warm-up: imports, templates and the page cache in every worker; checked too.
         warm, _ = read_load(server, paths, 1 if args.quick else 3, args.connections)
@@ -408,7 +355,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         machine.append(f"after the uploads {app.loadavg()}")
         stop_offset = server.log.stat().st_size
     # Read back once the server has stopped: what a clinic would have.
-    verified: Any = app.shell_json(env, VERIFY.format(cases=cases))
+    verified = app.shell_json(env, VERIFY.format(cases=cases))
     print(f"\nMachine: {os.cpu_count()} CPUs; load average {', '.join(machine)}")
 
     total = sum(reads.values(), app.Load(1))
@@ -417,8 +364,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     rows = []
     for label, x in [*reads.items(), ("all", total)]:
         latencies = [ms(app.quantile(x.hist, q)) for q in (0.5, 0.95, 0.99, 1.0)]
-        kb = f"{x.body / x.requests / 1000:.1f}"
-        hits = f"{100 * x.hits / x.requests:.0f}%"
+        kb, hits = f"{x.body / x.requests / 1000:.1f}", f"{100 * x.hits / x.requests:.0f}%"
         rows.append([label, str(x.requests), f"{x.rps:.0f}", *latencies, kb, hits, x.error_text()])
     head = ["url", "answers", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "kB", "hits"]
     app.print_table(rows, [*head, "errors"])
@@ -441,13 +387,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     lost = len([u for u in uploads if u.error])
     took = Counter(u.seconds for u in uploads if u.status)
     latency = " / ".join(ms(app.quantile(total.hist, q)) for q in (0.5, 0.95, 0.99))
-    upload_latency = f"{app.quantile(took, 0.5):.1f} / {app.quantile(took, 0.99):.1f} s"
-    errors = total.errors + warm_total.errors
-    answers = total.requests + warm_total.requests
+    errors, answers = total.errors + warm_total.errors, total.requests + warm_total.requests
     conns = f"{args.connections} conns, {args.duration} s, warm-up too"
     lost_what = f"{len(uploads)} x {args.upload_mb:g} MB, SHA-256 db + file"
-    cpus = f"{rs.cores:.2f} / {rs.client:.2f} / {rs.others:.2f}"
     log_check = "server log: timeouts, tracebacks, database locked, replaced workers"
+    cpus = f"{rs.cores:.2f} / {rs.client:.2f} / {rs.others:.2f}"
+    upload_latency = f"{app.quantile(took, 0.5):.1f} / {app.quantile(took, 0.99):.1f} s"
     checks = [
         (f"read load: errors ({conns})", f"{errors} of {answers}", "0", not errors),
         (f"uploads: lost ({lost_what})", f"{lost} of {len(uploads)}", "0", not lost),
@@ -467,38 +412,34 @@ def ms(seconds: float) -> str:
 
 
 def server_side(tmp: Path, stop_offset: int) -> int:
-    """The access log by status and by worker, and failures in the server log (from
-    ``stop_offset``, its size when gunicorn was being stopped, only SHUTDOWN_PROBLEMS)."""
+    """The access log by status and by worker; failures in the server log (from
+    ``stop_offset``, when gunicorn was being stopped, only SHUTDOWN_PROBLEMS)."""
     statuses: Counter = Counter()
     per_worker: Counter = Counter()
     uploads_per_worker: Counter = Counter()
     for line in (tmp / "access.log").read_text(errors="replace").splitlines():
-        m = ACCESS_LINE.match(line)
-        if not m:
-            continue
-        pid, method, path, status = m.groups()
-        if path.endswith("/photos/"):
-            path = "/staff/cases/<pk>/photos/"
-            uploads_per_worker[pid] += 1
-        statuses[f"{status} {method} {path.split('?')[0]}"] += 1
-        per_worker[pid] += 1
+        if m := ACCESS_LINE.match(line):
+            pid, method, path, status = m.groups()
+            if path.endswith("/photos/"):
+                path = "/staff/cases/<pk>/photos/"
+                uploads_per_worker[pid] += 1
+            statuses[f"{status} {method} {path.split('?')[0]}"] += 1
+            per_worker[pid] += 1
     print("\nServer side (gunicorn access log, warm-up and login included):")
     for key, n in sorted(statuses.items()):
         print(f"  {key}: {n}")
     print(f"  answers per worker pid: {dict(per_worker)}")
     print(f"  uploads per worker pid: {dict(uploads_per_worker)}")
     text = (tmp / "gunicorn.log").read_bytes()
-    running = text[:stop_offset].decode(errors="replace").splitlines()
-    lines = running + text[stop_offset:].decode(errors="replace").splitlines()
+    running = len(text[:stop_offset].decode(errors="replace").splitlines())
+    lines = text.decode(errors="replace").splitlines()
     problems: Counter = Counter()
     for i, line in enumerate(lines):
         for name, pattern in LOG_PROBLEMS.items():
-            stopping = i >= len(running) and name not in SHUTDOWN_PROBLEMS
-            if stopping or not pattern.search(line):
-                continue
-            problems[name] += 1
-            if problems[name] <= 3:
-                print(f"  > {name}: {' | '.join(lines[max(0, i - 1) : i + 2])[:400]}")
+            if (i < running or name in SHUTDOWN_PROBLEMS) and re.search(pattern, line):
+                problems[name] += 1
+                if problems[name] <= 3:
+                    print(f"  > {name}: {' | '.join(lines[max(0, i - 1) : i + 2])[:400]}")
     if not problems:
         print("  server log: no worker timeout, traceback, 'database is locked' or failed upload")
     return sum(problems.values())

@@ -25,13 +25,9 @@ KB = 1000  # as DevTools counts
 SLIDER_JS = app.ROOT / "static" / "gallery" / "compare.js"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3}
 # (label, page, anchor): the ratio of their rates.
-PAIRS = [
-    ("list/cheapest", "list", "cheapest"),
-    ("case/cheapest", "case", "cheapest"),
-    ("list/static", "list", "static-list"),
-    ("case/static", "case", "static-case"),
-    ("static-list/cheapest", "static-list", "cheapest"),
-]
+PAIRS = [("list/cheapest", "list", "cheapest"), ("case/cheapest", "case", "cheapest")]
+PAIRS += [("list/static", "list", "static-list"), ("case/static", "case", "static-case")]
+PAIRS += [("static-list/cheapest", "static-list", "cheapest")]
 
 
 @dataclass
@@ -52,10 +48,9 @@ class Sample:
 
 
 def measure(server: app.Server, path: str, seconds: int, conns: int, bust: str = "") -> Sample:
-    pids = server.workers()
-    cpu0 = sum(map(app.cpu_seconds, pids))
+    cpu0 = server.cpu()
     load = app.wrk_wait(app.wrk_start(server.base + path, seconds, conns, bust))
-    return Sample(load, sum(map(app.cpu_seconds, pids)) - cpu0)
+    return Sample(load, server.cpu() - cpu0)
 
 
 @dataclass
@@ -80,8 +75,7 @@ IMAGES_JS = """() => {
 
 
 def phone_weight(browser: Any, base: str, path: str) -> PageWeight:
-    """One page in a fresh context (empty HTTP cache), loaded until the network is idle.
-    Lazy images it does not fetch do not count."""
+    """One page in a fresh context (empty HTTP cache), loaded until the network is idle."""
     context = browser.new_context(is_mobile=True, has_touch=True, **PHONE)
     page = context.new_page()
     cdp = context.new_cdp_session(page)
@@ -112,7 +106,6 @@ def phone_weight(browser: Any, base: str, path: str) -> PageWeight:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # Many short rounds: a paired ratio is only as good as the machine's load is steady.
     parser.add_argument("--rounds", type=int, default=15, help="alternating rounds (>= 1)")
     parser.add_argument("--duration", type=int, default=1, help="seconds per target (wrk)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
@@ -123,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-browser", action="store_true", help="skip the phone weight")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds = 1
-        args.duration = 1
+        args.rounds, args.duration = 1, 1
     app.require_wrk()
     app.on_sigterm()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
@@ -136,8 +128,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
     print(f"Setup ({os.cpu_count()} CPUs):", flush=True)
     app.setup(env, args.count)
-    # WhiteNoise indexes STATIC_ROOT when a worker starts, so the static copies of the
-    # pages must exist before the measured server starts: a first server renders them.
+    # WhiteNoise indexes STATIC_ROOT when a worker starts: a first server renders the pages
+    # whose static copies the measured server serves.
     with app.gunicorn(env, tmp, workers=1) as server:
         case_path = app.first_case_path(server)
         targets = {"list": "/gallery/", "case": case_path, "cheapest": "/robots.txt"}
@@ -148,26 +140,23 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         targets[f"static-{name}"] = f"/static/bench/{name}.html"
 
     rounds = []  # (the target measured first, {target: Sample})
-    checks = []
-    weights = []
+    checks, weights = [], []
     with app.gunicorn(env, tmp, workers=args.workers) as server:
         print(f"gunicorn on {server.base}: {args.workers} sync workers; case page {case_path}")
         for name in ("list", "case"):
             _, headers, html = app.get(server.port, targets[name])
             copy = app.get(server.port, targets[f"static-{name}"])[2]
             same = "yes" if html == pages[name] == copy else "NO"
-            hit = headers.get("x-cache", "miss")
             checks.append(
-                f"{name}: view {len(html)} B (X-Cache {hit}), static copy {len(copy)} B, "
-                f"identical: {same}"
+                f"{name}: view {len(html)} B (X-Cache {headers.get('x-cache', 'miss')}), "
+                f"static copy {len(copy)} B, identical: {same}"
             )
         checks.append(f"load average before the rounds: {app.loadavg()}")
         for path in targets.values():  # warm-up: imports, templates, the page cache
             measure(server, path, 1, args.connections)
         names = list(targets)
         for r in range(args.rounds):
-            shift = r % len(names)
-            order = names[shift:] + names[:shift]
+            order = names[r % len(names) :] + names[: r % len(names)]
             samples = {
                 n: measure(server, targets[n], args.duration, args.connections) for n in order
             }
@@ -177,10 +166,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         # its entries at 300; longer, since a miss takes far longer than a hit.
         window = args.duration if args.quick else max(2, args.duration)
         token = secrets.token_hex(4)
-        busted = {}
-        for n in names:
-            bust = token if n in pages else ""
-            busted[n] = measure(server, targets[n], window, args.connections, bust)
+        busted = {
+            n: measure(server, targets[n], window, args.connections, token if n in pages else "")
+            for n in names
+        }
         checks.append(f"load average after the rounds: {app.loadavg()} (other processes)")
         if not args.no_browser:
             from playwright.sync_api import sync_playwright
@@ -198,8 +187,8 @@ def kb(n: float) -> str:
 
 
 def ratio(samples: dict[str, Sample], a: str, b: str, by_cpu: bool = False) -> float:
-    """Page rate / anchor rate; by CPU: the ratio the workers' CPU per answer predicts for
-    a server with the CPUs to itself (anchor ms / page ms)."""
+    """Page rate / anchor rate; by CPU: anchor CPU ms / page CPU ms, the ratio for a
+    server with the CPUs to itself."""
     if by_cpu:
         return samples[b].cpu_ms / samples[a].cpu_ms
     return samples[a].rps / samples[b].rps if samples[b].rps else float("nan")
@@ -228,9 +217,8 @@ def report(
     labelled = [(f"{i + 1} ({first} first)", s) for i, (first, s) in enumerate(rounds)]
     rows = []
     for label, s in [*labelled, ("uncached", busted)]:
-        rates = [f"{s[n].rps:.0f}" for n in names]
         ratios = [f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS]
-        rows.append([label, *rates, *ratios])
+        rows.append([label, *(f"{s[n].rps:.0f}" for n in names), *ratios])
     app.print_table(rows, ["round", *names, *(label for label, _, _ in PAIRS)])
 
     print("\nPer target over all warm rounds (and the uncached round's list and case):")
@@ -240,23 +228,14 @@ def report(
     for label, samples in groups:
         total = sum((s.load for s in samples), app.Load(0))
         requests = max(1, total.requests)
-        hits = "-" if "static" in label else f"{100 * total.hits / requests:.0f}%"
-        server_cpus = statistics.median(s.server_cpu / s.load.seconds for s in samples)
-        rows.append(
-            [
-                label,
-                f"{statistics.median(s.rps for s in samples):.0f}",
-                f"{app.quantile(total.hist, 0.5) * 1000:.1f}",
-                f"{app.quantile(total.hist, 0.95) * 1000:.1f}",
-                f"{total.body / requests / KB:.1f}",
-                hits,
-                f"{server_cpus:.2f}",
-                f"{statistics.median(s.cpu_ms for s in samples):.2f}",
-                f"{total.client_cpu / (len(samples) * args.duration):.2f}",
-                str(total.requests),
-                total.error_text(),
-            ]
-        )
+        cells = [label, f"{statistics.median(s.rps for s in samples):.0f}"]
+        cells += [f"{app.quantile(total.hist, q) * 1000:.1f}" for q in (0.5, 0.95)]
+        cells += [f"{total.body / requests / KB:.1f}"]
+        cells += ["-" if "static" in label else f"{100 * total.hits / requests:.0f}%"]
+        cells += [f"{statistics.median(s.server_cpu / s.load.seconds for s in samples):.2f}"]
+        cells += [f"{statistics.median(s.cpu_ms for s in samples):.2f}"]
+        cells += [f"{total.client_cpu / (len(samples) * args.duration):.2f}"]
+        rows.append([*cells, str(total.requests), total.error_text()])
     head = ["target", "median req/s", "p50 ms", "p95 ms", "body kB", "cache hit", "server CPUs"]
     app.print_table(rows, [*head, "CPU ms/req", "client CPUs", "answers", "errors"])
     print(
@@ -274,16 +253,15 @@ def report(
         verdicts.append((name, measured, f">= {TARGET_PAGE_RATIO:.2f}x", m >= TARGET_PAGE_RATIO))
     for w in weights:
         total = sum(w.by_type.values())
-        verdicts.append(
-            (f"phone initial view {w.path}", kb(total), "<= 300 kB", total <= TARGET_PHONE_KB * KB)
-        )
+        ok = total <= TARGET_PHONE_KB * KB
+        verdicts.append((f"phone initial view {w.path}", kb(total), "<= 300 kB", ok))
     if not weights:
-        for page in pages:
-            verdicts.append((f"phone initial view ({page})", "--no-browser", "<= 300 kB", None))
+        verdicts += [
+            (f"phone initial view ({p})", "--no-browser", "<= 300 kB", None) for p in pages
+        ]
     raw = SLIDER_JS.read_bytes()
-    name = (
-        f"slider JS {SLIDER_JS.relative_to(app.ROOT)} (raw; gzip {kb(len(gzip.compress(raw, 9)))})"
-    )
+    gz = kb(len(gzip.compress(raw, 9)))
+    name = f"slider JS {SLIDER_JS.relative_to(app.ROOT)} (raw; gzip {gz})"
     verdicts.append((name, kb(len(raw)), "<= 10 kB", len(raw) <= TARGET_SLIDER_KB * KB))
 
     if weights:
@@ -292,16 +270,9 @@ def report(
     rows = []
     for label, a, b in PAIRS:
         by_cpu = statistics.median(ratio(s, a, b, by_cpu=True) for _, s in rounds)
-        rows.append(
-            [
-                label,
-                f"{medians[label]:.2f}x",
-                spread(paired[label]),
-                f"{by_cpu:.2f}x",
-                f"{ratio(busted, a, b):.2f}x",
-                f"{ratio(busted, a, b, by_cpu=True):.2f}x",
-            ]
-        )
+        cells = [label, f"{medians[label]:.2f}x", spread(paired[label]), f"{by_cpu:.2f}x"]
+        cells += [f"{ratio(busted, a, b):.2f}x", f"{ratio(busted, a, b, by_cpu=True):.2f}x"]
+        rows.append(cells)
     head = ["ratio", "warm median", "warm IQR", "warm by CPU", "uncached", "uncached by CPU"]
     app.print_table(rows, head)
     print(

@@ -1,6 +1,5 @@
 #!/usr/bin/env python
-"""The public gallery list at 1,000 and at 100,000 public cases, on PostgreSQL.
-See bench/README.md."""
+"""The public list at 1,000 and 100,000 public cases on PostgreSQL. See bench/README.md."""
 
 from __future__ import annotations
 
@@ -30,22 +29,19 @@ import app
 TARGET_RATIO = 1.5  # median at the large size / median at the small size, at most
 HIDDEN_FRACTION = 0.10  # share of all cases the publication rule must reject
 # The list unfiltered, the common filters, a sort, a second page, the JSON API.
-URLS = [
-    "/gallery/",
-    "/gallery/?fitzpatrick=4",
-    "/gallery/?treatment=rf-microneedling&concern=acne-scars",
-    "/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions",
-    "/gallery/?page=2",
-    "/api/cases/?fitzpatrick=5",
-    # Two locations and their practitioners (``clinic_group``): a full page at both sizes.
+URLS = ["/gallery/", "/gallery/?fitzpatrick=4"]
+URLS += ["/gallery/?treatment=rf-microneedling&concern=acne-scars"]
+URLS += ["/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions", "/gallery/?page=2"]
+URLS += ["/api/cases/?fitzpatrick=5"]
+# Two locations and their practitioners (``clinic_group``): a full page at both sizes.
+URLS += [
     "/gallery/?location=location-07&location=location-08"
-    + "".join(f"&practitioner=practitioner-{n:03d}" for n in (7, 8, 57, 58, 107, 108, 157, 158)),
+    + "".join(f"&practitioner=practitioner-{n:03d}" for n in (7, 8, 57, 58, 107, 108, 157, 158))
 ]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
 OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/", "/sitemap-cases.xml"]
-INDEX_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
-SCAN_NODES = INDEX_NODES | {"Seq Scan"}
+SCAN_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan", "Seq Scan"}
 LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
 
 
@@ -62,28 +58,20 @@ def maintenance(url: str, statement: str, name: str) -> None:
 # Data: COPY through psycopg, ids chosen here so that the rows can refer to each other
 
 TOKEN = string.ascii_letters + string.digits
-AREAS = [
-    "face",
-    "cheeks",
-    "forehead",
-    "neck",
-    "chest",
-    "abdomen",
-    "back",
-    "arms",
-    "thighs",
-    "hands",
-]
+AREAS = "face cheeks forehead neck chest abdomen back arms thighs hands".split()
 AREA_WEIGHTS = [30, 20, 10, 8, 8, 8, 6, 4, 4, 2]
 DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
+SKIN_TYPES = ["normal", "dry", "oily", "combination", "sensitive"]
 # A clinic group at both sizes: 50 locations in the four rule sets' countries and 200
 # practitioners, each at one location, every fourth at a second one too.
 LOCATIONS, PRACTITIONERS, COUNTRIES = 50, 200, ["US", "GB", "DE", "AU"]
 HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
+FORMATS = (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg"))
 
 
 class Generator:
-    """Deterministic synthetic cases: patient, consent, case, concerns, two photos each."""
+    """Deterministic synthetic cases: patient, consent, case, concerns, two photos each.
+    The draws come in a fixed order, so the same seed gives the same cases."""
 
     def __init__(self, form: int, reviewer: int, treatments: list[int], concerns: list[int]):
         from django.utils import timezone
@@ -107,8 +95,7 @@ class Generator:
         return self.rows
 
     def add_case(self, kind: str) -> None:
-        rng = self.rng
-        i = self.next_id
+        rng, i, rows = self.rng, self.next_id, self.rows
         self.next_id += 1
         published = self.now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
         signed = published - timedelta(days=rng.randint(7, 60))
@@ -122,28 +109,16 @@ class Generator:
             signed = min(signed, withdrawn - timedelta(days=1))
         deidentified = rng.random() < 0.2
         name = f"Synthetic patient {i}"
-        self.rows["patients"].append(
-            {"id": i, "reference": f"SCALE-{i:07d}", "full_name": name, "created_at": signed}
-        )
-        self.rows["consents"].append(
-            {
-                "id": i,
-                "patient_id": i,
-                "form_id": self.form,
-                "signed_at": signed,
-                "allow_website": kind != "no_website",
-                "allow_education": rng.random() < 0.5,
-                # De-identified cases only need a consent to de-identified photos.
-                "identifiable": not deidentified or rng.random() < 0.5,
-                "signed_by_name": name,
-                "patient_is_adult": True,
-                "expires_at": expires,
-                "recorded_at": signed,
-                "withdrawn_at": withdrawn,
-                "withdrawal_channel": "staff" if withdrawn else "",
-            }
-        )
-        # The draws in a fixed order: the same seed gives the same cases.
+        patient = {"id": i, "reference": f"SCALE-{i:07d}", "full_name": name, "created_at": signed}
+        rows["patients"].append(patient)
+        consent = {"id": i, "patient_id": i, "form_id": self.form, "signed_at": signed}
+        consent |= {"allow_website": kind != "no_website", "allow_education": rng.random() < 0.5}
+        # De-identified cases only need a consent to de-identified photos.
+        consent["identifiable"] = not deidentified or rng.random() < 0.5
+        consent |= {"signed_by_name": name, "patient_is_adult": True, "expires_at": expires}
+        consent |= {"recorded_at": signed, "withdrawn_at": withdrawn}
+        consent["withdrawal_channel"] = "staff" if withdrawn else ""
+        rows["consents"].append(consent)
         draft = kind == "draft"
         treatment = rng.choice(self.treatments)
         practitioner, location = rng.choice(self.staff)
@@ -151,80 +126,48 @@ class Generator:
         while public_id in self.public_ids:
             public_id = self.token(10)
         self.public_ids.add(public_id)
-        self.rows["cases"].append(
-            {
-                "id": i,
-                "public_id": public_id,
-                "treatment_id": treatment,
-                "patient_id": i,
-                "body_area": rng.choices(AREAS, AREA_WEIGHTS)[0],
-                "fitzpatrick": rng.randint(1, 6),
-                "consent_id": i,
-                "deidentified": deidentified,
-                "skin_type": rng.choice(["normal", "dry", "oily", "combination", "sensitive"]),
-                "needle_depth_mm": rng.choice(DEPTHS),
-                "session_count": rng.randint(1, 8),
-                "session_interval_weeks": rng.choice([4, 4, 6]),
-                "weeks_after_last_session": 4 + rng.choice([0, 2, 4, 8, 12]),
-                "practitioner_id": practitioner,
-                "location_id": location,
-                "device": "Synthetic pen" if treatment == self.treatments[0] else "RF",
-                "aftercare_notes": "Gentle cleanser, moisturiser and SPF 50 for two weeks.",
-                "side_effects_notes": "Redness for two days after each session.",
-                "sensitive": rng.random() < 0.03,
-                "created_by_id": self.reviewer,
-                "status": "draft" if draft else "published",
-                "updated_at": published,
-                "reviewed_by_id": None if draft else self.reviewer,
-                "published_at": None if draft else published,
-                "created_at": signed + timedelta(days=1),
-            }
-        )
+        case = {"id": i, "public_id": public_id, "treatment_id": treatment, "patient_id": i}
+        case |= {"body_area": rng.choices(AREAS, AREA_WEIGHTS)[0], "fitzpatrick": rng.randint(1, 6)}
+        case |= {"consent_id": i, "deidentified": deidentified, "skin_type": rng.choice(SKIN_TYPES)}
+        case |= {"needle_depth_mm": rng.choice(DEPTHS), "session_count": rng.randint(1, 8)}
+        case["session_interval_weeks"] = rng.choice([4, 4, 6])
+        case["weeks_after_last_session"] = 4 + rng.choice([0, 2, 4, 8, 12])
+        case |= {"practitioner_id": practitioner, "location_id": location}
+        case["device"] = "Synthetic pen" if treatment == self.treatments[0] else "RF"
+        case["aftercare_notes"] = "Gentle cleanser, moisturiser and SPF 50 for two weeks."
+        case["side_effects_notes"] = "Redness for two days after each session."
+        case |= {"sensitive": rng.random() < 0.03, "created_by_id": self.reviewer}
+        case |= {"status": "draft" if draft else "published", "updated_at": published}
+        case["reviewed_by_id"] = None if draft else self.reviewer
+        case["published_at"] = None if draft else published
+        case["created_at"] = signed + timedelta(days=1)
+        rows["cases"].append(case)
         # One concern, a second for a third of the cases (as the demo seed does).
         for concern in rng.sample(self.concerns, 2 if rng.random() < 1 / 3 else 1):
-            self.rows["concerns"].append(
-                {"id": self.next_through, "case_id": i, "concern_id": concern}
-            )
+            rows["concerns"].append({"id": self.next_through, "case_id": i, "concern_id": concern})
             self.next_through += 1
         rendered = kind != "unrendered"
         for role in ("before", "after"):
             key = self.token(22)
-            renditions = []
-            for w in (480, 960, 1600):
-                for fmt, ext in (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg")):
-                    renditions.append(
-                        {
-                            "format": fmt,
-                            "width": w,
-                            "height": w * 3 // 4,
-                            "bytes": rng.randint(20_000, 400_000),
-                            "name": f"renditions/{key}/{w}.{ext}",
-                        }
-                    )
-            self.rows["photos"].append(
-                {
-                    "id": self.next_photo,
-                    "case_id": i,
-                    "role": role,
-                    "view": "front",
-                    "original": f"originals/{self.token(32)}",
-                    "original_format": "jpeg",
-                    "sha256": self.token(64, "0123456789abcdef"),
-                    "width": 4000,
-                    "height": 3000,
-                    "renditions": renditions if rendered else [],
-                    "taken_at": signed,
-                    "rendered_at": published if rendered else None,
-                    "created_at": signed,
-                    # Only a publicly visible case has copies in public storage.
-                    "public_key": self.token(22) if kind == "public" else "",
-                }
-            )
+            renditions = [
+                {"format": fmt, "width": w, "height": w * 3 // 4}
+                | {"bytes": rng.randint(20_000, 400_000), "name": f"renditions/{key}/{w}.{ext}"}
+                for w in (480, 960, 1600)
+                for fmt, ext in FORMATS
+            ]
+            photo = {"id": self.next_photo, "case_id": i, "role": role, "view": "front"}
+            photo |= {"original": f"originals/{self.token(32)}", "original_format": "jpeg"}
+            photo |= {"sha256": self.token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
+            photo |= {"renditions": renditions if rendered else [], "taken_at": signed}
+            photo |= {"rendered_at": published if rendered else None, "created_at": signed}
+            # Only a publicly visible case has copies in public storage.
+            photo["public_key"] = self.token(22) if kind == "public" else ""
+            rows["photos"].append(photo)
             self.next_photo += 1
 
 
 def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
-    """COPY ``rows`` into the model's table; a field a row leaves out gets the value Django
+    """COPY ``rows`` into the model's table; a field they leave out gets the value Django
     would insert (its default, NULL or ""), or stops the run if it has none."""
     from django.db import connection
     from django.db.models import JSONField
@@ -242,9 +185,8 @@ def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
     fields = [model._meta.get_field(name) for name in given + list(constants)]
     json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
     columns = sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(model._meta.db_table), columns
-    )
+    table = sql.Identifier(model._meta.db_table)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
             values = [row[name] for name in given] + list(constants.values())
@@ -286,8 +228,8 @@ def clinic_group() -> list[tuple[int, int]]:
 
 
 def fill(db: Database, public: int) -> None:
-    """Migrate one database, COPY ``public`` public cases and the hidden ones in, and do
-    what the app does after cases change (``gallery/listing.py``), timed."""
+    """Migrate one database, COPY the cases in, and do what the app does after cases
+    change (``gallery/listing.py``), timed."""
     from django.contrib.auth.models import User
     from django.core.cache import cache
     from django.core.management import call_command
@@ -322,10 +264,8 @@ def fill(db: Database, public: int) -> None:
         # would visit the heap for every row; autovacuum would have set it.
         cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
     got = Case.objects.public().count()
-    print(
-        f"{db.label}: {gen.next_id - 1:,} cases, {got:,} public, "
-        f"loaded in {time.perf_counter() - t0:.1f} s"
-    )
+    took = time.perf_counter() - t0
+    print(f"{db.label}: {gen.next_id - 1:,} cases, {got:,} public, loaded in {took:.1f} s")
     if got != public:
         raise SystemExit(f"expected {public} public cases, public() counts {got}")
     t0 = time.perf_counter()
@@ -387,8 +327,7 @@ def label_query(sql_text: str) -> str:
 
 
 def targets() -> dict[str, Callable[[], Any]]:
-    """Each URL's view beneath its decorators (``inspect.unwrap``), called with a new
-    anonymous request: the page cache would answer in the same time at any size."""
+    """Each URL's view beneath its decorators, called with a new anonymous request."""
     from django.contrib.auth.models import AnonymousUser
     from django.test import RequestFactory
     from django.urls import resolve
@@ -410,7 +349,7 @@ def targets() -> dict[str, Callable[[], Any]]:
 
 
 def use(db: Database) -> None:
-    """Point the connection (and the cache's publication generation) at one database; the
+    """Point the connection and the cache's publication generation at one database; the
     new connection is opened here, untimed."""
     from django.core.cache import cache
     from django.db import connection
@@ -449,9 +388,8 @@ def timed(view: Callable[[], Any], result: Result) -> None:
 def measure(
     views: dict[str, Callable[[], Any]], dbs: list[Database], requests: int, warmup: int
 ) -> list[dict[str, Result]]:
-    """Every URL on every database, round by round: each round measures both sizes (in
-    alternating order, URL order rotated), so that a change in the machine's load lands on
-    both alike. Then one more request per URL counts the queries and keeps their SQL."""
+    """Round by round, both sizes in alternating order, URL order rotated; then one more
+    request per URL counts the queries and keeps their SQL."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -480,9 +418,8 @@ def measure(
 
 
 def first_after_change(views: dict[str, Callable[[], Any]], db: Database, times: int) -> dict:
-    """What the first list request after a change to what is public costs: a new
-    publication generation before each request, so the facet counts are taken afresh (one
-    aggregate over the listed cases)."""
+    """The first list request after a change to what is public: a new publication
+    generation before each request, so the facet counts are taken afresh."""
     from gallery.cache import new_generation
 
     use(db)
@@ -590,22 +527,19 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
 
     from gallery.models import reference_data
 
-    sizes = [
-        (f"{n:,} public cases", name)
-        for n, name in zip((args.small, args.large), names, strict=True)
-    ]
-    dbs = [Database(label, name) for label, name in sizes]
+    sizes = zip((args.small, args.large), names, strict=True)
+    dbs = [Database(f"{n:,} public cases", name) for n, name in sizes]
     t0 = time.perf_counter()
     call_command("collectstatic", verbosity=0, interactive=False)  # the manifest {% static %} needs
     fill(dbs[0], args.small)
     with connection.cursor() as cursor:  # what the plans depend on
         cursor.execute("SELECT version()")
         print(cursor.fetchone()[0])
-        settings = ["shared_buffers", "work_mem", "jit", "random_page_cost"]
-        for name in [*settings, "max_parallel_workers_per_gather"]:
+        for name in ("shared_buffers", "work_mem", "jit", "random_page_cost"):
             cursor.execute("SELECT current_setting(%s)", [name])
             print(f"  {name}={cursor.fetchone()[0]}", end="")
-    print()
+        cursor.execute("SELECT current_setting('max_parallel_workers_per_gather')")
+        print(f"  max_parallel_workers_per_gather={cursor.fetchone()[0]}")
     fill(dbs[1], args.large)
     print(f"both databases ready in {time.perf_counter() - t0:.0f} s", flush=True)
     reference_data()  # warm: every request reads it, at any size
@@ -628,10 +562,8 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
     ok = report(small, large, args)
     firsts = [first_after_change(targets(), db, 3) for db in dbs]
     print("\nFirst request after a change (facet counts taken afresh; median of 3, ms):")
-    app.print_table(
-        [[p, f"{firsts[0][p]:.0f}", f"{firsts[1][p]:.0f}"] for p in URLS],
-        ["URL", f"@{args.small:,}", f"@{args.large:,}"],
-    )
+    rows = [[p, f"{firsts[0][p]:.0f}", f"{firsts[1][p]:.0f}"] for p in URLS]
+    app.print_table(rows, ["URL", f"@{args.small:,}", f"@{args.large:,}"])
     return 1 if args.strict and not ok else 0
 
 
@@ -661,12 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="scalebench-") as tmp:
             # Settings read the environment once, at django.setup(): set it first.
             target = urlunsplit(urlsplit(url)._replace(path=f"/{names[0]}"))
-            env = app.environment(
-                Path(tmp),
-                target,
-                TASKS_BACKEND="immediate",
-                AXES_ENABLED="off",
-            )
+            env = app.environment(Path(tmp), target, TASKS_BACKEND="immediate", AXES_ENABLED="off")
             os.environ.clear()
             os.environ.update(env)
             sys.path.insert(0, str(app.ROOT))

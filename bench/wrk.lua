@@ -1,8 +1,6 @@
--- wrk script of bench/app.py (one thread per wrk): counts non-200 answers, page-cache hits
--- and body bytes, and prints one JSON line at the end with the latency distribution as its
--- 1,000 permilles (wrk 4.1 gives no access to the raw histogram), which runs can pool.
--- Argument: a token; when not empty, every request gets a unique Accept header (the page
--- cache keys on Accept and ignores unknown query parameters), so every request misses it.
+-- bench/app.py's wrk script (see README.md): one JSON line at the end, latency as 1,000
+-- permilles (wrk 4.1 gives no raw histogram). Argument: a token; when not empty, every
+-- request gets a unique Accept header (the page cache keys on it), so every request misses.
 local threads = {}
 
 function setup(thread)

@@ -77,6 +77,8 @@ MIDDLEWARE = [
     # WebP, AVIF, PNG) are already compressed and pass through untouched.
     "clinic.middleware.GZipTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the URL's prefix on public pages, else the visitor's choice or browser.
+    "clinic.i18n.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -111,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "gallery.context_processors.clinic",
+                "gallery.context_processors.languages",
             ],
         },
     },
@@ -150,6 +153,12 @@ LOGIN_REDIRECT_URL = "staff:dashboard"
 LOGOUT_REDIRECT_URL = "staff:login"
 
 LANGUAGE_CODE = "en"
+# The languages of the public pages and the patient's pages (README, "Adding a language"):
+# English at the plain URLs, every other language under its prefix (/es/gallery/).
+LANGUAGES = [("en", "English"), ("es", "Español")]
+# The catalogues: locale/<code>/LC_MESSAGES/django.po, compiled by `manage.py
+# compile_catalogues` (make run, make test); the .mo files are never committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

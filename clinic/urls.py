@@ -1,12 +1,18 @@
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from clinic.i18n import switch_language
 from gallery import patient_link
 from gallery import views as gallery_views
 
+# The public pages exist in every language of settings.LANGUAGES: English at the plain
+# URLs, the others under their prefix (/es/gallery/). The API is language-neutral and
+# answers only at its plain URL (clinic/i18n.py).
 urlpatterns = [
-    path("", include("gallery.urls")),
+    *i18n_patterns(path("", include("gallery.urls")), prefix_default_language=False),
     path("", include("analytics.urls")),
+    path("language/<str:language>/", switch_language, name="switch-language"),
     path("healthz", gallery_views.healthz, name="healthz"),
     path("robots.txt", gallery_views.robots_txt, name="robots"),
     path("sitemap.xml", gallery_views.sitemap_xml, name="sitemap"),

@@ -142,6 +142,8 @@ CONSENT_FIELDS = [
     "allow_education",
     "identifiable",
     "patient_is_adult",
+    "language",
+    "signed_text",
     "signed_at",
     "signed_by_name",
     "representative_authority",

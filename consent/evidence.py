@@ -28,6 +28,7 @@ def evidence_bundle(consent: Consent) -> bytes:
             "",
             f"Patient: {consent.patient.full_name} ({consent.patient.reference})",
             f"Form: {consent.form.title}, version {consent.form.version}",
+            f"Language of the text signed: {consent.language}",
             f"Signed by: {consent.signed_by_name}"
             + (
                 f" ({consent.representative_authority})"
@@ -81,9 +82,11 @@ def evidence_bundle(consent: Consent) -> bytes:
                 ]
             )
         z.writestr("summary.txt", "\n".join(summary) + "\n")
+        # The exact text the patient read and signed, in their language (kept on the
+        # consent when it was recorded).
         z.writestr(
             f"consent-form-{consent.form.version}.txt",
-            f"{consent.form.title}\n\n{consent.form.body}",
+            consent.signed_text or consent.form.signed_text(consent.language),
         )
         z.writestr("photos.csv", photos_csv.getvalue())
         z.writestr("events.csv", events_csv.getvalue())

@@ -8,10 +8,11 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import Consent, Patient
 
-YES_NO = [("yes", "Yes"), ("no", "No")]
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 SCOPE_FIELDS = ["allow_website", "allow_social", "allow_print", "allow_education"]
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
@@ -31,36 +32,37 @@ def yes_no(label: str, help_text: str = "") -> forms.TypedChoiceField:
         coerce=lambda v: v == "yes",
         widget=forms.RadioSelect,
         required=True,
-        error_messages={"required": "Choose yes or no."},
+        error_messages={"required": _("Choose yes or no.")},
     )
 
 
 class ConsentCaptureForm(forms.Form):
-    allow_website = yes_no("The clinic's website gallery")
-    allow_social = yes_no("The clinic's social media")
-    allow_print = yes_no("Printed material in the clinic")
-    allow_education = yes_no("Education and training of health professionals")
+    allow_website = yes_no(_("The clinic's website gallery"))
+    allow_social = yes_no(_("The clinic's social media"))
+    allow_print = yes_no(_("Printed material in the clinic"))
+    allow_education = yes_no(_("Education and training of health professionals"))
     identifiable = yes_no(
-        "May photos show your face or another feature by which you could be recognised?",
-        "If no, only cropped photos that show no identifying feature are used.",
+        _("May photos show your face or another feature by which you could be recognised?"),
+        _("If no, only cropped photos that show no identifying feature are used."),
     )
-    patient_is_adult = yes_no("Is the patient 18 or older?")
-    signed_by_name = forms.CharField(label="Name of the person signing", max_length=200)
+    patient_is_adult = yes_no(_("Is the patient 18 or older?"))
+    signed_by_name = forms.CharField(label=_("Name of the person signing"), max_length=200)
     representative_authority = forms.CharField(
-        label="If a representative signs: their authority",
-        help_text="e.g. parent, legal guardian, power of attorney. "
-        "Leave blank when the patient signs.",
+        label=_("If a representative signs: their authority"),
+        help_text=_(
+            "e.g. parent, legal guardian, power of attorney. Leave blank when the patient signs."
+        ),
         max_length=200,
         required=False,
     )
     expires_at = forms.DateField(
-        label="Consent ends on",
+        label=_("Consent ends on"),
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Required. Photos leave every public place on this date.",
+        help_text=_("Required. Photos leave every public place on this date."),
     )
     signature_data = forms.CharField(widget=forms.HiddenInput, required=False)
     document = forms.FileField(
-        label="Or attach the scanned signed paper form (PDF, JPEG, PNG, WebP or HEIC)",
+        label=_("Or attach the scanned signed paper form (PDF, JPEG, PNG, WebP or HEIC)"),
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,image/*"}),
     )
@@ -120,12 +122,12 @@ def read_signature(raw: str) -> bytes | None:
         return None
     prefix = "data:image/png;base64,"
     if not raw.startswith(prefix) or len(raw) > 2 * 1024 * 1024:
-        raise forms.ValidationError("The signature could not be read. Clear it and sign again.")
+        raise forms.ValidationError(_("The signature could not be read. Clear it and sign again."))
     try:
         png = base64.b64decode(raw[len(prefix) :], validate=True)
     except (binascii.Error, ValueError):
         raise forms.ValidationError(
-            "The signature could not be read. Clear it and sign again."
+            _("The signature could not be read. Clear it and sign again.")
         ) from None
     from PIL import Image
 
@@ -136,7 +138,7 @@ def read_signature(raw: str) -> bytes | None:
             if im.width * im.height > 4_000_000 or alpha.getbbox() is None:
                 raise ValueError
     except Exception:
-        raise forms.ValidationError("The signature pad is empty. Sign in the box.") from None
+        raise forms.ValidationError(_("The signature pad is empty. Sign in the box.")) from None
     return png
 
 
@@ -173,10 +175,10 @@ class KioskConsentForm(ConsentCaptureForm):
 
 # The uses in the patient's words, as their page lists them.
 PATIENT_SCOPE_LABELS = {
-    "allow_website": "The clinic's website gallery",
-    "allow_social": "The clinic's social media",
-    "allow_print": "Printed material in the clinic",
-    "allow_education": "Education and training of health professionals",
+    "allow_website": _("The clinic's website gallery"),
+    "allow_social": _("The clinic's social media"),
+    "allow_print": _("Printed material in the clinic"),
+    "allow_education": _("Education and training of health professionals"),
 }
 
 
@@ -203,10 +205,10 @@ class PatientChoicesForm(forms.Form):
 
     replaces = forms.IntegerField(widget=forms.HiddenInput)
     signed_by_name = forms.CharField(
-        label="Your full name",
+        label=_("Your full name"),
         max_length=200,
-        help_text="Type your name to confirm that this is your decision.",
-        error_messages={"required": "Type your full name."},
+        help_text=_("Type your name to confirm that this is your decision."),
+        error_messages={"required": _("Type your full name.")},
         widget=forms.TextInput(attrs={"autocomplete": "name", "autocapitalize": "words"}),
     )
 
@@ -223,9 +225,10 @@ class PatientChoicesForm(forms.Form):
         self.identifiable = None
         if consent.identifiable:
             self.fields["identifiable"] = forms.BooleanField(
-                label="Photos in which I could be recognised",
-                help_text="Untick to allow only cropped photos that show no face or "
-                "identifying feature.",
+                label=_("Photos in which I could be recognised"),
+                help_text=_(
+                    "Untick to allow only cropped photos that show no face or identifying feature."
+                ),
                 required=False,
                 initial=True,
             )
@@ -238,7 +241,7 @@ class PatientChoicesForm(forms.Form):
     def clean_replaces(self) -> int:
         if self.cleaned_data["replaces"] != self.consent.pk:
             raise forms.ValidationError(
-                "Your consent changed since this page was opened. Check your choices again."
+                _("Your consent changed since this page was opened. Check your choices again.")
             )
         return self.consent.pk
 
@@ -249,7 +252,7 @@ class PatientChoicesForm(forms.Form):
         ):
             return typed
         raise forms.ValidationError(
-            "Type your full name as the clinic has it, as in the greeting on your page."
+            _("Type your full name as the clinic has it, as in the greeting on your page.")
         )
 
     def chosen(self) -> dict[str, bool]:
@@ -263,7 +266,7 @@ class PatientChoicesForm(forms.Form):
         data = super().clean()
         if not self.errors and not any(self.chosen()[name] for name in SCOPE_FIELDS):
             raise forms.ValidationError(
-                "Keep at least one use ticked. To stop every use, withdraw your consent instead."
+                _("Keep at least one use ticked. To stop every use, withdraw your consent instead.")
             )
         return data
 
@@ -288,7 +291,7 @@ class PatientNarrowForm(PatientChoicesForm):
             chosen = self.chosen()
             if all(chosen[name] == getattr(self.consent, name) for name in chosen):
                 raise forms.ValidationError(
-                    "Nothing is changed: untick what you want to stop, or go back."
+                    _("Nothing is changed: untick what you want to stop, or go back.")
                 )
         return data
 
@@ -302,5 +305,5 @@ class PatientRenewalForm(PatientChoicesForm):
     def clean_signature_data(self) -> bytes:
         png = read_signature(self.cleaned_data.get("signature_data") or "")
         if png is None:
-            raise forms.ValidationError("Your signature is missing: sign in the box.")
+            raise forms.ValidationError(_("Your signature is missing: sign in the box."))
         return png

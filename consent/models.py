@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from clinic.validators import validate_patient_reference
 from consent.signals import consent_changed, consent_changing
@@ -55,11 +56,19 @@ class Patient(models.Model):
 
 
 class ConsentForm(models.Model):
-    """A version of the consent text. Immutable once a consent references it."""
+    """A version of the consent text, in the default language (``title``, ``body``) and in
+    any other (``translations``: {"es": {"title": …, "body": …}}). Immutable once a
+    consent references it, except that a language may be added: what a patient signed, in
+    the language they read it, never changes."""
 
     version = models.CharField(max_length=32, unique=True)
     title = models.CharField(max_length=200)
     body = models.TextField()
+    translations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The text in other languages: {"es": {"title": "…", "body": "…"}}.',
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -76,14 +85,55 @@ class ConsentForm(models.Model):
     def in_use(self) -> bool:
         return self.pk is not None and self.consents.exists()
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages this version can be read and signed in, the default first."""
+        return [settings.LANGUAGE_CODE, *sorted(set(self.translations) - {settings.LANGUAGE_CODE})]
+
+    def text(self, language: str | None = None) -> tuple[str, str]:
+        """(title, body) in ``language``; the default language's for any other."""
+        translated = self.translations.get(language or "") or {}
+        if language != settings.LANGUAGE_CODE and translated.get("body"):
+            return translated.get("title") or self.title, translated["body"]
+        return self.title, self.body
+
+    def signed_text(self, language: str | None = None) -> str:
+        """The exact text a patient reads and signs in ``language``: the title, then the body."""
+        title, body = self.text(language)
+        return f"{title}\n\n{body}"
+
+    def clean(self) -> None:
+        translations = self.translations
+        if not isinstance(translations, dict) or not all(
+            code in dict(settings.LANGUAGES)
+            and isinstance(text, dict)
+            and isinstance(text.get("title", ""), str)
+            and isinstance(text.get("body"), str)
+            and text["body"].strip()
+            for code, text in translations.items()
+        ):
+            raise ValidationError(
+                {
+                    "translations": 'Write {"<language>": {"title": "…", "body": "…"}} with a '
+                    "language of settings.LANGUAGES and a text for each."
+                }
+            )
+
     def save(self, *args, **kwargs) -> None:
         # A patient agreed to this exact text: changing it would falsify the record.
         if self.in_use:
             stored = ConsentForm.objects.get(pk=self.pk)
-            if (stored.version, stored.title, stored.body) != (self.version, self.title, self.body):
+            kept = all(
+                self.translations.get(code) == text for code, text in stored.translations.items()
+            )
+            if (stored.version, stored.title, stored.body) != (
+                self.version,
+                self.title,
+                self.body,
+            ) or not kept:
                 raise ValidationError(
                     "This consent form version has been signed and can no longer be changed. "
-                    "Create a new version instead."
+                    "Create a new version instead (a new language may be added)."
                 )
         super().save(*args, **kwargs)
 
@@ -91,6 +141,15 @@ class ConsentForm(models.Model):
         if self.in_use:
             raise ValidationError("A signed consent form version cannot be deleted.")
         return super().delete(*args, **kwargs)
+
+
+# The uses a patient may allow, as their own pages name them (in the page's language).
+SCOPE_NAMES = {
+    "allow_website": gettext_lazy("clinic website"),
+    "allow_social": gettext_lazy("social media"),
+    "allow_print": gettext_lazy("print"),
+    "allow_education": gettext_lazy("education and training"),
+}
 
 
 class ConsentQuerySet(models.QuerySet):
@@ -178,6 +237,17 @@ class Consent(models.Model):
         "Otherwise only de-identified crops may be published.",
     )
     patient_is_adult = models.BooleanField("patient is an adult", default=False)
+    language = models.CharField(
+        max_length=16,
+        default=settings.LANGUAGE_CODE,
+        help_text="The language of the text the patient read and signed.",
+    )
+    signed_text = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="The exact text the patient read and signed (the form version's, in "
+        "their language).",
+    )
     signed_at = models.DateTimeField()
     signed_by_name = models.CharField("signed by", max_length=200)
     representative_authority = models.CharField(
@@ -295,6 +365,11 @@ class Consent(models.Model):
     def signature_content_type(self) -> str:
         ext = self.signature.name.rsplit(".", 1)[-1]
         return SIGNATURE_CONTENT_TYPES.get(ext, "application/octet-stream")
+
+    def scope_names(self) -> list[str]:
+        """The uses allowed, in the page's language, for the patient's own pages. (The
+        records keep ``scopes()``, in the default language.)"""
+        return [str(SCOPE_NAMES[name]) for name in SCOPE_NAMES if getattr(self, name)]
 
     def scopes(self) -> list[str]:
         return [
@@ -491,6 +566,7 @@ def record_consent(
     document: tuple[str, bytes] | None,
     signed_at: datetime | None = None,
     *,
+    language: str | None = None,
     channel: str = Consent.Channel.STAFF,
     details: dict | None = None,
     replaces: Consent | None = None,
@@ -512,8 +588,18 @@ def record_consent(
     consent is recorded only if that one is still the patient's open consent in force once
     their consents are locked (``ConsentStandingChanged`` otherwise): a patient who
     narrowed or renewed what their page showed never replaces a newer decision.
+
+    ``language`` is the language the patient read the form in (the default language when
+    not given); the consent keeps it and the exact text of the form in it. A language the
+    form version has no text in is refused.
     """
     from django.core.files.base import ContentFile
+
+    language = language or settings.LANGUAGE_CODE
+    if language not in form.languages:
+        raise ValidationError(
+            {"language": f"Consent form version {form.version} has no text in {language!r}."}
+        )
     from django.core.files.storage import default_storage
 
     stored = ""
@@ -534,6 +620,8 @@ def record_consent(
                 recorded_by=recorded_by,
                 signed_at=signed_at or timezone.now(),
                 signature=stored,
+                language=language,
+                signed_text=form.signed_text(language),
                 **fields,
             )
             consent.full_clean()
@@ -547,6 +635,7 @@ def record_consent(
                 label=actor_label,
                 details={
                     "form_version": form.version,
+                    "language": language,
                     "scopes": consent.scopes(),
                     "identifiable": consent.identifiable,
                     "expires_at": consent.expires_at.isoformat(),

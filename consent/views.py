@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -90,24 +90,47 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def consent_new(request: HttpRequest, patient: int) -> HttpResponse:
     patient = get_object_or_404(Patient, pk=patient)
     consent_form = ConsentForm.current()
-    form = ConsentCaptureForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    # The language the patient reads the form in (the links above the text, then a hidden
+    # field of the form): the consent keeps it and the exact text shown.
+    languages = consent_form.languages if consent_form else [settings.LANGUAGE_CODE]
+    language = request.POST.get("language") or request.GET.get("language")
+    if language not in languages:
+        language = languages[0]
+    with translation.override(language):
+        form = ConsentCaptureForm(request.POST or None, request.FILES or None)
+        valid = request.method == "POST" and form.is_valid()
+    if valid:
         document = form.cleaned_data["document"]
         if form.cleaned_data["signature_data"]:
             document = ("png", form.cleaned_data["signature_data"])
         consent = record_consent(
-            patient, consent_form, request.user, document, **consent_kwargs(form)
+            patient,
+            consent_form,
+            request.user,
+            document,
+            language=language,
+            **consent_kwargs(form),
         )
         messages.success(
             request,
             f"Consent recorded for {patient.reference}. It ends on {consent.expires_at:%d %B %Y}.",
         )
         return redirect("consent:detail", pk=consent.pk)
-    return render(
-        request,
-        "consent/consent_new.html",
-        {"patient": patient, "consent_form": consent_form, "form": form},
-    )
+    names = dict(settings.LANGUAGES)
+    with translation.override(language):
+        return render(
+            request,
+            "consent/consent_new.html",
+            {
+                "patient": patient,
+                "consent_form": consent_form,
+                "form": form,
+                "language": language,
+                "consent_title": consent_form.text(language)[0] if consent_form else "",
+                "consent_body": consent_form.text(language)[1] if consent_form else "",
+                "reading_languages": [(code, names.get(code, code)) for code in languages],
+            },
+        )
 
 
 @staff_required("consent.view_consent")

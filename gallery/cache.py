@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.cache import get_conditional_response
 
 GENERATION_KEY = "gallery:public-generation"
@@ -77,7 +77,8 @@ def known_params(request: HttpRequest, reads: Iterable[str] = ()) -> list[tuple[
 
 
 def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = ()) -> Callable:
-    """Cache anonymous GET and HEAD responses of a public view under the current generation.
+    """Cache anonymous GET and HEAD responses of a public view under the current generation,
+    one entry per language (clinic/i18n.py chooses it before the view runs).
 
     ``@cached_public_page``, or ``@cached_public_page(reads=["p"])`` for a view that also
     reads query parameters of its own (the sitemap's file number).
@@ -97,6 +98,7 @@ def cached_public_page(view: Callable | None = None, *, reads: Iterable[str] = (
         raw = "|".join(
             [
                 request.get_host(),
+                translation.get_language(),
                 request.path,
                 urlencode(known_params(request, reads)),
                 request.headers.get("Accept", ""),

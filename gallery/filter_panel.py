@@ -8,25 +8,34 @@ and the facet counts the page already has, so the list keeps its query budget.
 
 from urllib.parse import urlencode
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 from gallery.filters import FACET_DIMS, RANGE_FILTERS
-from gallery.models import FITZPATRICK_CHOICES, FITZPATRICK_INFO, Case, reference_data
+from gallery.models import (
+    FITZPATRICK_CHOICES,
+    FITZPATRICK_INFO,
+    Case,
+    reference_data,
+    vocabulary,
+)
 
 # The panel's order: what a patient decides first comes first.
 GROUPS = [
-    ("treatment", "Treatment"),
-    ("concern", "Concern"),
-    ("fitzpatrick", "Fitzpatrick skin type"),
-    ("skin_type", "Skin type"),
-    ("area", "Body area"),
-    ("location", "Location"),
-    ("practitioner", "Practitioner"),
+    ("treatment", _("Treatment")),
+    ("concern", _("Concern")),
+    ("fitzpatrick", _("Fitzpatrick skin type")),
+    ("skin_type", _("Skin type")),
+    ("area", _("Body area")),
+    ("location", _("Location")),
+    ("practitioner", _("Practitioner")),
 ]
 PARAM_ORDER = [name for name, _ in GROUPS] + list(RANGE_FILTERS) + ["sort"]
 RANGE_LABELS = {
-    "depth_min": "Needle from {} mm",
-    "depth_max": "Needle up to {} mm",
-    "sessions_min": "From {} sessions",
-    "sessions_max": "Up to {} sessions",
+    "depth_min": _("Needle from %(value)s mm"),
+    "depth_max": _("Needle up to %(value)s mm"),
+    "sessions_min": _("From %(value)s sessions"),
+    "sessions_max": _("Up to %(value)s sessions"),
 }
 MAX_SUGGESTIONS = 5
 # Groups that grow with the clinic group (50 locations, 200 practitioners).
@@ -34,13 +43,15 @@ LONG_GROUPS = ("location", "practitioner")
 
 
 def option_labels() -> dict[str, list[tuple[str, str]]]:
+    """Every option's label, in the page's language (the treatments' and concerns' names
+    are the clinic's own words, as entered)."""
     ref = reference_data()
     return {
-        "treatment": sorted(ref["treatments"].items(), key=lambda kv: kv[1]),
-        "concern": sorted(ref["concerns"].items(), key=lambda kv: kv[1]),
-        "fitzpatrick": [(str(n), label) for n, label in FITZPATRICK_CHOICES],
-        "skin_type": list(Case.SkinType.choices),
-        "area": list(Case.BodyArea.choices),
+        "treatment": sorted(vocabulary(ref["treatments"]).items(), key=lambda kv: kv[1]),
+        "concern": sorted(vocabulary(ref["concerns"]).items(), key=lambda kv: kv[1]),
+        "fitzpatrick": [(str(n), str(label)) for n, label in FITZPATRICK_CHOICES],
+        "skin_type": [(value, str(label)) for value, label in Case.SkinType.choices],
+        "area": [(value, str(label)) for value, label in Case.BodyArea.choices],
         "location": sorted(ref["locations"].items(), key=lambda kv: kv[1]),
         "practitioner": sorted(ref["practitioners"].items(), key=lambda kv: kv[1]),
     }
@@ -81,7 +92,7 @@ def filter_groups(chosen: dict[str, list[str]], facets: dict[str, dict[str, int]
             if option["disabled"]:
                 option["url"] = query_string(_with(chosen, name, [*picked, value]))
             if name == "fitzpatrick":
-                option["description"], _ = FITZPATRICK_INFO[int(value)]
+                option["description"] = FITZPATRICK_INFO[int(value)][0]
             options.append(option)
         if name in LONG_GROUPS and len(options) < 2 and not picked:
             continue  # one clinic, or one practitioner: nothing to choose
@@ -98,7 +109,7 @@ def active_chips(chosen: dict[str, list[str]]) -> list[dict]:
             if name == "sort":
                 continue
             if name in RANGE_LABELS:
-                label = RANGE_LABELS[name].format(value)
+                label = RANGE_LABELS[name] % {"value": value}
             else:
                 label = labels[name].get(value, value)
             rest = [v for v in chosen[name] if v != value]
@@ -111,7 +122,7 @@ def describe(chosen: dict[str, list[str]]) -> str:
     labels = {name: dict(options) for name, options in option_labels().items()}
 
     def names(dim: str) -> str:
-        return " or ".join(labels[dim].get(v, v) for v in chosen.get(dim, []))
+        return gettext(" or ").join(labels[dim].get(v, v) for v in chosen.get(dim, []))
 
     def lower(text: str) -> str:
         return text[:1].lower() + text[1:]
@@ -120,19 +131,24 @@ def describe(chosen: dict[str, list[str]]) -> str:
     if chosen.get("fitzpatrick"):
         words = names("fitzpatrick")
     if chosen.get("concern"):
-        words = f"{words} with {lower(names('concern'))}" if words else names("concern")
+        words = (
+            gettext("%(types)s with %(concerns)s")
+            % {"types": words, "concerns": lower(names("concern"))}
+            if words
+            else names("concern")
+        )
     extra = []
     if chosen.get("treatment"):
         extra.append(lower(names("treatment")))
     if chosen.get("skin_type"):
-        extra.append(f"{lower(names('skin_type'))} skin")
+        extra.append(gettext("%(skin_type)s skin") % {"skin_type": lower(names("skin_type"))})
     if chosen.get("area"):
         extra.append(lower(names("area")))
     if chosen.get("location"):
-        extra.append(f"at {names('location')}")
+        extra.append(gettext("at %(location)s") % {"location": names("location")})
     if chosen.get("practitioner"):
-        extra.append(f"treated by {names('practitioner')}")
-    text = ", ".join(filter(None, [words, *extra])) or "Every case"
+        extra.append(gettext("treated by %(name)s") % {"name": names("practitioner")})
+    text = ", ".join(filter(None, [words, *extra])) or gettext("Every case")
     return text[:1].upper() + text[1:]
 
 

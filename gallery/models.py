@@ -14,6 +14,8 @@ from django.db.models import Exists, F, OuterRef, Q, StringAgg, Subquery, Value
 from django.db.models.lookups import Exact
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop, ngettext, override, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import Consent, Patient
 from gallery import jurisdictions
@@ -52,6 +54,12 @@ class Treatment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def local_name(self) -> str:
+        """The name in the page's language where the catalogue has it (``SEEDED_NAMES``),
+        else as written."""
+        return gettext(self.name)
 
     def get_absolute_url(self) -> str:
         return reverse("gallery:treatment", args=[self.slug])
@@ -152,22 +160,42 @@ class Concern(models.Model):
 
 
 FITZPATRICK_CHOICES = [
-    (1, "Type I"),
-    (2, "Type II"),
-    (3, "Type III"),
-    (4, "Type IV"),
-    (5, "Type V"),
-    (6, "Type VI"),
+    (1, _("Type I")),
+    (2, _("Type II")),
+    (3, _("Type III")),
+    (4, _("Type IV")),
+    (5, _("Type V")),
+    (6, _("Type VI")),
 ]
+
+# The names of the treatments and concerns the first migration creates, for the catalogue:
+# the filter panel and the home page show them in the page's language (``vocabulary``).
+# Names a clinic adds or changes are shown as written.
+SEEDED_NAMES = [
+    gettext_noop("Microneedling"),
+    gettext_noop("Microneedling with radiofrequency"),
+    gettext_noop("Acne scars"),
+    gettext_noop("Fine lines and wrinkles"),
+    gettext_noop("Texture and pores"),
+    gettext_noop("Pigmentation"),
+    gettext_noop("Stretch marks"),
+    gettext_noop("Surgical scars"),
+]
+
+
+def vocabulary(names: dict[str, str]) -> dict[str, str]:
+    """slug -> name, each name in the page's language where the catalogue has it."""
+    return {slug: gettext(name) for slug, name in names.items()}
+
 
 # Plain descriptions a patient can recognise themselves in, and a swatch colour.
 FITZPATRICK_INFO = {
-    1: ("Very fair, always burns, never tans", "#f5d7c5"),
-    2: ("Fair, usually burns, tans with difficulty", "#eac09f"),
-    3: ("Medium, sometimes burns, tans gradually", "#d19f76"),
-    4: ("Olive, rarely burns, tans easily", "#a97850"),
-    5: ("Brown, very rarely burns, tans darkly", "#7b5034"),
-    6: ("Deeply pigmented dark brown to black, never burns", "#4a2f21"),
+    1: (_("Very fair, always burns, never tans"), "#f5d7c5"),
+    2: (_("Fair, usually burns, tans with difficulty"), "#eac09f"),
+    3: (_("Medium, sometimes burns, tans gradually"), "#d19f76"),
+    4: (_("Olive, rarely burns, tans easily"), "#a97850"),
+    5: (_("Brown, very rarely burns, tans darkly"), "#7b5034"),
+    6: (_("Deeply pigmented dark brown to black, never burns"), "#4a2f21"),
 }
 
 
@@ -239,23 +267,23 @@ class Case(models.Model):
         ARCHIVED = "archived", "Archived"
 
     class SkinType(models.TextChoices):
-        NORMAL = "normal", "Normal"
-        DRY = "dry", "Dry"
-        OILY = "oily", "Oily"
-        COMBINATION = "combination", "Combination"
-        SENSITIVE = "sensitive", "Sensitive"
+        NORMAL = "normal", pgettext_lazy("skin type", "Normal")
+        DRY = "dry", pgettext_lazy("skin type", "Dry")
+        OILY = "oily", pgettext_lazy("skin type", "Oily")
+        COMBINATION = "combination", pgettext_lazy("skin type", "Combination")
+        SENSITIVE = "sensitive", pgettext_lazy("skin type", "Sensitive")
 
     class BodyArea(models.TextChoices):
-        FACE = "face", "Face"
-        FOREHEAD = "forehead", "Forehead"
-        CHEEKS = "cheeks", "Cheeks"
-        NECK = "neck", "Neck"
-        CHEST = "chest", "Chest and décolletage"
-        BACK = "back", "Back"
-        ABDOMEN = "abdomen", "Abdomen"
-        ARMS = "arms", "Arms"
-        THIGHS = "thighs", "Thighs"
-        HANDS = "hands", "Hands"
+        FACE = "face", _("Face")
+        FOREHEAD = "forehead", _("Forehead")
+        CHEEKS = "cheeks", _("Cheeks")
+        NECK = "neck", _("Neck")
+        CHEST = "chest", _("Chest and décolletage")
+        BACK = "back", _("Back")
+        ABDOMEN = "abdomen", _("Abdomen")
+        ARMS = "arms", _("Arms")
+        THIGHS = "thighs", _("Thighs")
+        HANDS = "hands", _("Hands")
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="cases")
@@ -493,20 +521,29 @@ class Case(models.Model):
         return [(b, a) for b, a in self.complete_pairs() if b.public_key and a.public_key]
 
     def disclosure_facts(self) -> str:
-        sessions = f"{self.session_count} session{'s' if self.session_count != 1 else ''}"
+        sessions = ngettext("%(count)s session", "%(count)s sessions", self.session_count) % {
+            "count": self.session_count
+        }
         depth = f"{self.needle_depth_mm.normalize():f}"
         if "." not in depth:
             depth += ".0"
         weeks = self.weeks_after_last_session
-        text = (
-            f"{sessions} of {self.treatment.name.lower()}, deepest needle setting {depth} mm, "
-            f"after photo {weeks} week{'s' if weeks != 1 else ''} after the last session. "
-        )
+        weeks_text = ngettext(
+            "after photo %(weeks)s week after the last session",
+            "after photo %(weeks)s weeks after the last session",
+            weeks,
+        ) % {"weeks": weeks}
+        text = gettext("%(sessions)s of %(treatment)s, deepest needle setting %(depth)s mm, ") % {
+            "sessions": sessions,
+            "treatment": self.treatment.local_name.lower(),
+            "depth": depth,
+        }
+        text += weeks_text + ". "
         if self.is_demo:
-            text += "Demo case: synthetic images, not a real patient. "
+            text += gettext("Demo case: synthetic images, not a real patient.") + " "
         else:
-            text += "Unretouched photos of a patient of this clinic. "
-        text += "Individual results vary."
+            text += gettext("Unretouched photos of a patient of this clinic.") + " "
+        text += gettext("Individual results vary.")
         return text
 
     def disclosure(self) -> str:
@@ -518,13 +555,23 @@ class Case(models.Model):
     @property
     def warning(self) -> str:
         """The warning text every outcome image of this case carries ("" for none)."""
-        return self.location.rules.warning
+        warning = self.location.rules.warning
+        return gettext(warning) if warning else ""  # in the page's language
 
     @property
     def booking_url(self) -> str:
         """Where this case's consultation button goes: its location's booking page, told
         which case the visitor came from."""
         return booking_url(self.location.booking_url, self.public_id)
+
+    def protocol_rows(self) -> list[dict]:
+        """The public protocol with each zone named in the page's language (the stored
+        protocol names zones in English, as the API gives them)."""
+        labels = dict(SessionZone.Zone.choices)
+        return [
+            {**s, "zones": [{**z, "name": labels.get(z["zone"], z["name"])} for z in s["zones"]]}
+            for s in self.protocol
+        ]
 
     def after_photo_week(self) -> int | None:
         """The after photo's week counted from the first session, as the protocol counts."""
@@ -540,7 +587,10 @@ class Case(models.Model):
         return sorted(self.concerns.values_list("slug", flat=True))
 
     def practitioner_line(self) -> str:
-        return f"Treated at {self.location.name} by {self.practitioner.line()}."
+        return gettext("Treated at %(location)s by %(name)s.") % {
+            "location": self.location.name,
+            "name": self.practitioner.line(),
+        }
 
 
 class PhotoQuerySet(models.QuerySet):
@@ -562,16 +612,16 @@ def original_upload_to(instance: "Photo", filename: str) -> str:
 
 class Photo(models.Model):
     class Role(models.TextChoices):
-        BEFORE = "before", "Before"
-        AFTER = "after", "After"
+        BEFORE = "before", _("Before")
+        AFTER = "after", _("After")
 
     class View(models.TextChoices):
-        FRONT = "front", "Front"
-        LEFT_OBLIQUE = "left_oblique", "Left oblique"
-        RIGHT_OBLIQUE = "right_oblique", "Right oblique"
-        LEFT_PROFILE = "left_profile", "Left profile"
-        RIGHT_PROFILE = "right_profile", "Right profile"
-        CLOSE_UP = "close_up", "Close-up"
+        FRONT = "front", _("Front")
+        LEFT_OBLIQUE = "left_oblique", _("Left oblique")
+        RIGHT_OBLIQUE = "right_oblique", _("Right oblique")
+        LEFT_PROFILE = "left_profile", _("Left profile")
+        RIGHT_PROFILE = "right_profile", _("Right profile")
+        CLOSE_UP = "close_up", _("Close-up")
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="photos")
     role = models.CharField(max_length=10, choices=Role.choices)
@@ -635,7 +685,8 @@ class Photo(models.Model):
 
     def default_alt(self) -> str:
         return self.alt_text or (
-            f"{self.get_role_display()} treatment, {self.get_view_display().lower()} view"
+            gettext("%(role)s treatment, %(view)s view")
+            % {"role": self.get_role_display(), "view": self.get_view_display().lower()}
         )
 
     def crop_aspect(self) -> float | None:
@@ -704,21 +755,21 @@ class SessionZone(models.Model):
     microneedling adds an energy level and a number of passes."""
 
     class Zone(models.TextChoices):
-        WHOLE_AREA = "whole_area", "Whole treated area"
-        FOREHEAD = "forehead", "Forehead"
-        AROUND_EYES = "around_eyes", "Around the eyes"
-        NOSE = "nose", "Sides of the nose"
-        CHEEKS = "cheeks", "Cheeks"
-        AROUND_MOUTH = "around_mouth", "Around the mouth"
-        CHIN_JAWLINE = "chin_jawline", "Chin and jawline"
-        NECK = "neck", "Neck"
-        CHEST = "chest", "Chest and décolletage"
-        BACK = "back", "Back"
-        ABDOMEN = "abdomen", "Abdomen"
-        ARMS = "arms", "Arms"
-        THIGHS = "thighs", "Thighs"
-        HANDS = "hands", "Hands"
-        SCAR = "scar", "Scar"
+        WHOLE_AREA = "whole_area", _("Whole treated area")
+        FOREHEAD = "forehead", _("Forehead")
+        AROUND_EYES = "around_eyes", _("Around the eyes")
+        NOSE = "nose", _("Sides of the nose")
+        CHEEKS = "cheeks", _("Cheeks")
+        AROUND_MOUTH = "around_mouth", _("Around the mouth")
+        CHIN_JAWLINE = "chin_jawline", _("Chin and jawline")
+        NECK = "neck", _("Neck")
+        CHEST = "chest", _("Chest and décolletage")
+        BACK = "back", _("Back")
+        ABDOMEN = "abdomen", _("Abdomen")
+        ARMS = "arms", _("Arms")
+        THIGHS = "thighs", _("Thighs")
+        HANDS = "hands", _("Hands")
+        SCAR = "scar", _("Scar")
 
     session = models.ForeignKey(TreatmentSession, on_delete=models.CASCADE, related_name="zones")
     zone = models.CharField(max_length=20, choices=Zone.choices)
@@ -840,7 +891,8 @@ def derive_facts(
         weeks = min(520, max(0, (after_photo_on - last).days // 7))
     else:
         weeks = weeks_entered if weeks_entered is not None else 0
-    labels = dict(SessionZone.Zone.choices)
+    with override("en"):  # the stored protocol (and the API) names zones in English
+        labels = {code: str(label) for code, label in SessionZone.Zone.choices}
     protocol = [
         {
             "number": n,

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.views.decorators.http import require_http_methods
 
 from clinic.forwarded import client_address
@@ -140,6 +140,14 @@ def _what_may_change(action: str, in_force: Consent | None) -> ConsentForm | Non
     return ConsentForm.current()
 
 
+def _language(action: str, text: ConsentForm, in_force: Consent) -> str:
+    """The language of the text a change is signed under: for a renewal the page's, in
+    which the patient reads the text; for a narrowing (no text shown, the same version
+    kept) the language the consent in force was signed in."""
+    wanted = translation.get_language() if action == "renewed" else in_force.language
+    return wanted if wanted in text.languages else text.languages[0]
+
+
 def _change(
     request: HttpRequest,
     token: str,
@@ -167,6 +175,7 @@ def _change(
                 text,
                 None,
                 document,
+                language=_language(action, text, in_force),
                 channel=Consent.Channel.PATIENT_PAGE,
                 details={
                     "action": action,
@@ -202,6 +211,7 @@ def _change(
                 "consent": in_force,
                 "form": form,
                 "consent_form": text,
+                "consent_text": text.text(_language(action, text, in_force)) if text else None,
                 "conflict": conflict,
                 "token": token,
                 "reminder": reminder,

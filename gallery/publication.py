@@ -234,7 +234,9 @@ def _crop_fields(crop: images.Crop) -> dict[str, float]:
     }
 
 
-def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[dict]]:
+def _render_group(
+    photos: list[Photo], crops: list[images.Crop], formats: tuple[str, ...]
+) -> list[list[dict]]:
     """Render each photo's crop at the group's shared sizes into private storage."""
     boxes = []
     for photo, crop in zip(photos, crops, strict=True):
@@ -252,6 +254,7 @@ def _render_group(photos: list[Photo], crops: list[images.Crop]) -> list[list[di
                     fp,
                     crop,
                     sizes,
+                    formats=formats,
                     watermark=settings.GALLERY_WATERMARK_TEXT,
                     rotation=photo.rotation or 0.0,
                 )
@@ -290,6 +293,10 @@ def build_renditions(case: Case, view: str | None = None) -> None:
 
     New files are written first; the rows switch to them in one transaction; the old
     files are deleted after commit. Then public storage is brought in step.
+
+    A photo without its partner gets the JPEG renditions only: the staff preview and the
+    checks read those, and only complete pairs are ever public. The AVIF and WebP ones
+    come when the pair is complete (and its crop is known), so they are made only once.
     """
     photos = list(case.photos.all() if view is None else case.photos.filter(view=view))
     by_view: dict[str, dict[str, Photo]] = {}
@@ -301,12 +308,14 @@ def build_renditions(case: Case, view: str | None = None) -> None:
             group = [roles["before"], roles["after"]]
             align_pair(*group)
             crops = list(pair_crops(*group))
+            formats = images.RENDITION_FORMATS
         else:
             group = list(roles.values())
             crops = [images.centred_crop(p.width, p.height, p.width / p.height) for p in group]
-        plans.append((group, crops))
-    for group, crops in plans:
-        rendered = _render_group(group, crops)
+            formats = ("jpeg",)
+        plans.append((group, crops, formats))
+    for group, crops, formats in plans:
+        rendered = _render_group(group, crops, formats)
         new_files = [e["name"] for entries in rendered for e in entries]
         try:
             with transaction.atomic():

@@ -1,9 +1,14 @@
 """The sitemap's sections, for ``django.contrib.sitemaps`` (views in gallery/views.py).
 
 "pages" holds the home page, the list, the treatment, location and practitioner pages;
-"cases" every public case, ``limit`` to a file. The protocol allows 50,000 URLs a file;
-a smaller file is quicker to build on a cache miss and to fetch.
+"cases" every public case, ``limit`` to a file. The protocol allows 50,000 URLs a file; a
+smaller file is quicker to build on a cache miss and to fetch.
+
+Every page is listed once per language (settings.LANGUAGES), each entry naming the others
+as ``hreflang`` alternates and English as ``x-default``.
 """
+
+import math
 
 from django.contrib.sitemaps import Sitemap
 from django.urls import reverse
@@ -15,21 +20,26 @@ from gallery.models import Case, reference_data
 
 
 class PagesSitemap(Sitemap):
-    def items(self) -> list[str]:
-        ref = reference_data()  # cached: no query on a running site
+    i18n = True
+    alternates = True
+    x_default = True
+
+    def items(self) -> list[tuple[str, tuple[str, ...]]]:
+        treatments = reference_data()["treatments"]  # cached: no query on a running site
         return [
-            reverse("gallery:home"),
-            reverse("gallery:list"),
-            *(reverse("gallery:treatment", args=[slug]) for slug in sorted(ref["treatments"])),
-            *(reverse("gallery:location", args=[slug]) for slug in sorted(ref["locations"])),
+            ("gallery:home", ()),
+            ("gallery:list", ()),
+            *(("gallery:treatment", (slug,)) for slug in sorted(treatments)),
+            *(("gallery:location", (slug,)) for slug in sorted(reference_data()["locations"])),
             *(
-                reverse("gallery:practitioner", args=[slug])
-                for slug in sorted(ref["practitioners"])
+                ("gallery:practitioner", (slug,))
+                for slug in sorted(reference_data()["practitioners"])
             ),
         ]
 
-    def location(self, item: str) -> str:
-        return item
+    def location(self, item: tuple[str, tuple[str, ...]]) -> str:
+        name, args = item
+        return reverse(name, args=args)  # in the language being listed
 
 
 class ListedCases:
@@ -54,8 +64,32 @@ class ListedCases:
         )
 
 
+class InEveryLanguage:
+    """``(case, language)`` for every listed case and language, as the paginator reads
+    them (Django's i18n sitemap would build the whole list first): a window reads only the
+    cases it covers."""
+
+    def __init__(self, cases: ListedCases, languages: list[str]) -> None:
+        self.cases = cases
+        self.languages = languages
+
+    def count(self) -> int:
+        return self.cases.count() * len(self.languages)
+
+    def __getitem__(self, window: slice):
+        n = len(self.languages)
+        start, stop = window.start or 0, window.stop
+        first = start // n
+        cases = list(self.cases[slice(first, math.ceil(stop / n))])
+        pairs = [(case, language) for case in cases for language in self.languages]
+        return pairs[start - first * n : stop - first * n]
+
+
 class CasesSitemap(Sitemap):
     limit = 10_000
+    i18n = True
+    alternates = True
+    x_default = True
 
     def __init__(self) -> None:
         # One per request: the paginator is made afresh on every use, the count once.
@@ -63,6 +97,9 @@ class CasesSitemap(Sitemap):
 
     def items(self) -> ListedCases:
         return self._cases
+
+    def _items(self) -> InEveryLanguage:
+        return InEveryLanguage(self._cases, self._languages())
 
     def lastmod(self, case: Case):
         return case.updated_at

@@ -25,14 +25,17 @@ from django.shortcuts import render
 from django.template import loader
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
+from clinic.i18n import language_neutral
 from gallery.cache import cached_public_page, current_generation, known_params
 from gallery.context_processors import brand_context
 from gallery.filter_panel import (
@@ -54,6 +57,7 @@ from gallery.models import (
     Treatment,
     booking_url,
     reference_data,
+    vocabulary,
 )
 from gallery.openapi import openapi_document
 from gallery.serialisers import case_json
@@ -123,14 +127,19 @@ def share_image(request: HttpRequest, cases) -> dict:
                 "url": request.build_absolute_uri(largest["url"]),
                 "width": largest["width"],
                 "height": largest["height"],
-                "alt": f"{pairs[0][1].default_alt()}: {case.treatment.name.lower()}, "
-                f"{case.weeks_after_last_session} weeks after the last session",
+                "alt": gettext("%(photo)s: %(treatment)s, %(weeks)s weeks after the last session")
+                % {
+                    "photo": pairs[0][1].default_alt(),
+                    "treatment": case.treatment.local_name.lower(),
+                    "weeks": case.weeks_after_last_session,
+                },
             }
     return {
         "url": request.build_absolute_uri(static(SHARE_IMAGE["path"])),
         "width": SHARE_IMAGE["width"],
         "height": SHARE_IMAGE["height"],
-        "alt": f"{settings.CLINIC_NAME}: before and after photos, compared side by side",
+        "alt": gettext("%(clinic)s: before and after photos, compared side by side")
+        % {"clinic": settings.CLINIC_NAME},
     }
 
 
@@ -155,7 +164,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "gallery/home.html",
         {
             "featured": featured,
-            "treatments": reference_data()["treatments"].items(),
+            "treatments": vocabulary(reference_data()["treatments"]).items(),
             "fitzpatrick": [
                 {
                     "value": n,
@@ -168,9 +177,11 @@ def home(request: HttpRequest) -> HttpResponse:
             ],
             "concerns": [
                 (slug, name, facets["concern"].get(slug, 0))
-                for slug, name in sorted(reference_data()["concerns"].items(), key=lambda kv: kv[1])
+                for slug, name in sorted(
+                    vocabulary(reference_data()["concerns"]).items(), key=lambda kv: kv[1]
+                )
             ],
-            "canonical": request.build_absolute_uri("/"),
+            "canonical": request.build_absolute_uri(reverse("gallery:home")),
             "og_image": share_image(request, featured),
         },
     )
@@ -268,7 +279,9 @@ def case_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "case": case,
             "pairs": case.public_pairs(),
             "similar": similar,
-            "concerns": [reference_data()["concerns"].get(s, s) for s in case.concern_slugs()],
+            "concerns": [
+                vocabulary(reference_data()["concerns"]).get(s, s) for s in case.concern_slugs()
+            ],
             "fitzpatrick_description": FITZPATRICK_INFO[case.fitzpatrick][0],
             "canonical": request.build_absolute_uri(case.get_absolute_url()),
             "og_image": share_image(request, [case]),
@@ -384,6 +397,7 @@ def _api_error(message: str, status: int, fields: dict | None = None) -> JsonRes
 
 # The API views only read: exempt from CSRF so that any other method (QUERY is not one
 # Django's CSRF check counts as safe) is answered 405 by require_safe, not 403.
+@language_neutral
 @csrf_exempt
 @require_safe
 @cached_public_page
@@ -412,6 +426,7 @@ def api_case_list(request: HttpRequest) -> JsonResponse:
     )
 
 
+@language_neutral
 @csrf_exempt
 @require_safe
 @cached_public_page
@@ -422,6 +437,7 @@ def api_case_detail(request: HttpRequest, public_id: str) -> JsonResponse:
     return JsonResponse(case_json(case, request))
 
 
+@language_neutral
 @csrf_exempt
 @require_safe
 @cached_public_page
@@ -448,7 +464,8 @@ def embed(request: HttpRequest) -> HttpResponse:
         {
             "cases": cases,
             "total": total,
-            "full_url": request.build_absolute_uri("/gallery/") + (f"?{query}" if query else ""),
+            "full_url": request.build_absolute_uri(reverse("gallery:list"))
+            + (f"?{query}" if query else ""),
         },
     )
 
@@ -464,6 +481,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return HttpResponseServerError(loader.render_to_string("500.html", brand_context()))
 
 
+@language_neutral
 @require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
@@ -479,6 +497,7 @@ def _sitemap_response(response: TemplateResponse) -> TemplateResponse:
     return response.render()
 
 
+@language_neutral
 @require_safe
 @cached_public_page(reads=["p"])
 def sitemap_xml(request: HttpRequest) -> HttpResponse:
@@ -492,6 +511,7 @@ def sitemap_xml(request: HttpRequest) -> HttpResponse:
     return _sitemap_response(sitemap_views.sitemap(request, sections))
 
 
+@language_neutral
 @require_safe
 @cached_public_page(reads=["p"])
 def sitemap_section(request: HttpRequest, section: str) -> HttpResponse:
@@ -499,6 +519,7 @@ def sitemap_section(request: HttpRequest, section: str) -> HttpResponse:
     return _sitemap_response(sitemap_views.sitemap(request, sitemaps(), section=section))
 
 
+@language_neutral
 @require_safe
 @cached_public_page
 def robots_txt(request: HttpRequest) -> HttpResponse:
@@ -510,11 +531,13 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "Disallow: /api/",
         "Disallow: /book/",
         "Disallow: /a/",
+        "Disallow: /language/",
         f"Sitemap: {request.build_absolute_uri('/sitemap.xml')}",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 
 
+@language_neutral
 @require_safe
 def public_media(request: HttpRequest, path: str) -> FileResponse:
     """Serve a public rendition on the embedded default (a proxy or CDN does in production).

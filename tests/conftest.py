@@ -35,6 +35,19 @@ DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
 BROWSER_FIXTURES = {"chromium", "new_page"}
 
 
+def pytest_sessionstart(session):
+    """The translation catalogues compiled, as ``make test`` does, so that a plain pytest
+    run shows the Spanish pages too (the .mo files are never committed)."""
+    from pathlib import Path
+
+    from django.utils.translation.reloader import translation_file_changed
+
+    from clinic.management.commands.compile_catalogues import compile_catalogues
+
+    compile_catalogues()
+    translation_file_changed(sender=None, file_path=Path("django.mo"))  # forget loaded ones
+
+
 def pytest_collection_modifyitems(items):
     """A backend_free test runs in CI's SQLite pass only: one that reached the database
     would silently lose its runs on PostgreSQL. A test that drives Chromium is a browser

@@ -36,6 +36,7 @@ PUBLIC = {
     "public-media",
     "patient-consent",
     "patient-withdraw",
+    "switch-language",
     "patient-narrow",
     "patient-renew",
     "analytics:event",
@@ -125,6 +126,7 @@ def fill(pattern: str, name: str | None, world) -> str:
         "app_label": "gallery",
         "content_type_id": "1",
         "object_id": "1",
+        "language": "es",
     }
     if name and name.startswith("consent:"):
         values["pk"] = str(consent.pk)

@@ -127,10 +127,19 @@ def test_a_split_sitemap_runs_at_most_three_queries_per_file(
     from gallery.sitemaps import CasesSitemap
 
     monkeypatch.setattr(CasesSitemap, "limit", 25)
-    for url in ["/sitemap.xml", "/sitemap-cases.xml", "/sitemap-cases.xml?p=3"]:
+    # Each case once per language (English and Spanish): 120 entries, the fifth file's 20.
+    for url in ["/sitemap.xml", "/sitemap-cases.xml", "/sitemap-cases.xml?p=5"]:
         count, response = queries_for(client, url)
         assert count <= 3, (url, count)
-    assert response.content.decode().count("<url>") == CASES - 50
+    assert response.content.decode().count("<url>") == 2 * CASES - 100
+    # A file's window may start between a case's two languages (the second file's first
+    # entry is the 13th case in Spanish): together the files list each case once in each.
+    files = [client.get(f"/sitemap-cases.xml?p={p}").content.decode() for p in range(1, 6)]
+    assert files[1].split("<loc>")[1].startswith("http://testserver/es/gallery/")
+    locations = [loc.split("</loc>")[0] for f in files for loc in f.split("<loc>")[1:]]
+    english = {loc for loc in locations if "/es/" not in loc}
+    assert len(locations) == len(set(locations)) == 2 * CASES and len(english) == CASES
+    assert {loc.replace("/es/", "/") for loc in set(locations) - english} == english
 
 
 def test_facet_counts_are_taken_once_per_generation_and_count_like_the_rule(

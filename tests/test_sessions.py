@@ -319,6 +319,9 @@ def test_the_case_page_and_the_api_show_the_protocol_in_weeks_without_dates(clie
         for text in (day.isoformat(), day.strftime("%d %b %Y"), day.strftime("%-d %b %Y")):
             assert text not in html
             assert text not in json.dumps(api)
+    spanish = client.get("/es" + case.get_absolute_url()).content.decode()
+    assert "Sesión 2 · semana 6" in spanish and "Toda la zona tratada" in spanish
+    assert "Foto de después: semana 20, 8 semanas después de la última sesión." in spanish
 
 
 def test_the_rf_columns_show_only_for_rf_microneedling(client):

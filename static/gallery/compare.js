@@ -13,7 +13,9 @@
     var dragging = false;
     function show(value) {
       frame.style.setProperty("--pos", value + "%");
-      range.setAttribute("aria-valuetext", value + " percent before, " + (100 - value) + " percent after");
+      // The words come from the page, in its language: "{before} percent before, …".
+      var words = range.getAttribute("data-valuetext") || "{before} percent before, {after} percent after";
+      range.setAttribute("aria-valuetext", words.replace("{before}", value).replace("{after}", 100 - value));
     }
     function move(e) {
       var r = frame.getBoundingClientRect();
