@@ -248,31 +248,15 @@ class CaseFilter(django_filters.FilterSet):
 
     def _count(self, queryset: QuerySet) -> tuple[int, dict[str, dict[str, int]]]:
         """Total and, for each option, how many cases it would give under the other
-        active filters: one aggregate query for all of it.
-
-        A concern test is a subquery per case (``concern_q``). Written into each count's
-        filter, it ran once per count column: with a clinic group's 250 location and
-        practitioner options, a treatment + concern filter took 14 s on 100,000 cases
-        (bench/scale.py, first request after a change). Each distinct concern test is an
-        annotation instead, which Django computes once per case in a nested query that
-        the counts read."""
+        active filters: one aggregate query for all of it."""
         data = self._data()
         active = {dim: data[dim] for dim in FACET_DIMS if data.get(dim)}
-        flags: dict[str, Exists] = {}
-
-        def dim_q(dim: str, values) -> Q:
-            if dim != "concern":
-                return case_q(dim, values)
-            alias = "concern_" + "_".join(sorted(values)).replace("-", "_")
-            if alias not in flags:
-                flags[alias] = concern_q(values).children[0]
-            return Q(**{alias: True})
 
         def others(exclude: str | None = None) -> Q:
             q = self._range_q()
             for dim, values in active.items():
                 if dim != exclude:
-                    q &= dim_q(dim, values)
+                    q &= case_q(dim, values)
             return q
 
         aggregates = {"total": Count("pk", filter=others())}
@@ -282,8 +266,8 @@ class CaseFilter(django_filters.FilterSet):
             for j, value in enumerate(options):
                 alias = f"f{i}_{j}"
                 keys[alias] = (dim, value)
-                aggregates[alias] = Count("pk", filter=without & dim_q(dim, [value]))
-        row = queryset.annotate(**flags).aggregate(**aggregates)
+                aggregates[alias] = Count("pk", filter=without & case_q(dim, [value]))
+        row = queryset.aggregate(**aggregates)
         facets: dict[str, dict[str, int]] = {dim: {} for dim in FACET_DIMS}
         for alias, (dim, value) in keys.items():
             facets[dim][value] = row[alias] or 0
