@@ -31,6 +31,7 @@ from consent.models import (
     record_consent,
 )
 from consent.receipts import send_withdrawal_receipt
+from consent.reminders import renewal_link
 
 # --- staff ---------------------------------------------------------------------------
 
@@ -221,14 +222,23 @@ def consent_send_link(request: HttpRequest, pk: int) -> HttpResponse:
         )
     link = request.build_absolute_uri(patient_page_path(token))
     if consent.patient.email:
-        send_mail(
-            "Your photo consent: see where your photos appear, or withdraw",
-            f"Dear {consent.patient.full_name},\n\nThis private link shows where your treatment "
-            f"photos appear and lets you withdraw your consent at any time:\n\n{link}\n\n"
-            "Keep it to yourself: anyone with the link can withdraw your consent.\n",
-            None,
-            [consent.patient.email],
-        )
+        # In the language the patient signed in; the link opens their page in it too.
+        site = request.build_absolute_uri("/").rstrip("/")
+        with translation.override(consent.language):
+            send_mail(
+                _("Your photo consent: see where your photos appear, or withdraw"),
+                _(
+                    "Dear %(name)s,\n\nThis private link shows where your treatment photos "
+                    "appear and lets you withdraw your consent at any time:\n\n%(link)s\n\n"
+                    "Keep it to yourself: anyone with the link can withdraw your consent.\n"
+                )
+                % {
+                    "name": consent.patient.full_name,
+                    "link": renewal_link(site, token, consent.language),
+                },
+                None,
+                [consent.patient.email],
+            )
     # Shown once to the officer (to print or read out); only its hash is stored.
     request.session[f"patient-link-{consent.pk}"] = link
     messages.success(request, "A new private link was made; any earlier link no longer works.")

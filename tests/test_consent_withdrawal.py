@@ -49,6 +49,22 @@ def test_staff_send_the_patient_a_private_link(client, officer):
     assert client.get(newer).status_code == 200
 
 
+def test_the_private_link_email_is_in_the_language_the_patient_signed_in(client, officer):
+    consent = make_public_case(patient=None).consent
+    consent.patient.email = "ana@example.com"
+    consent.patient.save()
+    Consent.objects.filter(pk=consent.pk).update(language="es")
+    path = patient_link(client, consent)
+    (message,) = mail.outbox
+    assert message.subject.startswith("Su consentimiento de fotos")
+    assert "Estimado/a" in message.body and "cualquier momento" in message.body
+    # The link sets the patient's language on the way to their page.
+    link = re.search(r"(http://testserver/language/es/\?next=\S+)", message.body).group(1)
+    assert path.rstrip("/") in link
+    page = client.get(link.removeprefix("http://testserver"), follow=True)
+    assert page.status_code == 200 and '<html lang="es"' in page.content.decode()
+
+
 def test_the_patient_sees_their_public_case_and_withdraws_in_one_confirmed_step(
     client, officer, django_capture_on_commit_callbacks
 ):
