@@ -70,9 +70,9 @@ class ConsentCaptureForm(forms.Form):
     def clean_expires_at(self):
         value = self.cleaned_data["expires_at"]
         if value <= timezone.localdate():
-            raise forms.ValidationError("The end date must be in the future.")
+            raise forms.ValidationError(_("The end date must be in the future."))
         if value > timezone.localdate() + timedelta(days=366 * 10):
-            raise forms.ValidationError("A consent can last at most ten years.")
+            raise forms.ValidationError(_("A consent can last at most ten years."))
         return value
 
     def clean_signature_data(self) -> bytes | None:
@@ -107,7 +107,7 @@ class ConsentCaptureForm(forms.Form):
         data = super().clean()
         if not data.get("signature_data") and not data.get("document") and not self.errors:
             raise forms.ValidationError(
-                "Sign in the signature box, or attach the scanned signed form."
+                _("Sign in the signature box, or attach the scanned signed form.")
             )
         return data
 
@@ -162,12 +162,12 @@ class KioskConsentForm(ConsentCaptureForm):
     holding the tablet; a scanned paper form is for staff to attach, so it is not offered."""
 
     document = None
-    patient_is_adult = yes_no("Is the patient (the person in the photos) 18 or older?")
+    patient_is_adult = yes_no(_("Is the patient (the person in the photos) 18 or older?"))
 
     def clean(self):
         data = forms.Form.clean(self)
         if not data.get("signature_data") and not self.errors:
-            raise forms.ValidationError("Sign in the signature box.")
+            raise forms.ValidationError(_("Sign in the signature box."))
         return data
 
 

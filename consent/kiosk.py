@@ -19,7 +19,9 @@ from consent.models import Consent, ConsentForm, Patient
 SESSION_KEY = "consent_kiosk"
 
 
-def start(request: HttpRequest, patient: Patient, form: ConsentForm) -> None:
+def start(request: HttpRequest, patient: Patient, form: ConsentForm, language: str) -> None:
+    """Patient mode for ``patient`` and ``form``, the text in ``language`` (one of the
+    form's, as staff chose it on the capture page; the patient may switch it)."""
     # A new session key, so the session cookie changes: a browser that keeps no-store
     # pages in its back-forward cache (Chrome may) drops them when the cookies change, so
     # the back button cannot restore the staff page the tablet came from out of memory.
@@ -27,6 +29,7 @@ def start(request: HttpRequest, patient: Patient, form: ConsentForm) -> None:
     request.session[SESSION_KEY] = {
         "patient": patient.pk,
         "form": form.pk,
+        "language": language,
         "consent": None,
         "failures": 0,
     }
@@ -36,9 +39,20 @@ def state(request: HttpRequest) -> dict | None:
     return request.session.get(SESSION_KEY)
 
 
+def language(mode: dict, form: ConsentForm) -> str:
+    """The language the patient reads the form in: the one chosen, if the form has it."""
+    chosen = mode.get("language")
+    return chosen if chosen in form.languages else form.languages[0]
+
+
+def choose_language(request: HttpRequest, language: str) -> None:
+    mode = request.session[SESSION_KEY]
+    request.session[SESSION_KEY] = {**mode, "language": language}
+
+
 def signed(request: HttpRequest, consent: Consent) -> None:
     mode = request.session[SESSION_KEY]
-    request.session[SESSION_KEY] = {**mode, "consent": consent.pk}
+    request.session[SESSION_KEY] = {**mode, "consent": consent.pk, "language": consent.language}
 
 
 def failed_unlock(request: HttpRequest) -> int:

@@ -10,14 +10,16 @@ import secrets
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.translation import gettext
 
 from consent.hooks import patient_page_path
 from consent.models import (
@@ -94,28 +96,42 @@ def claim_reminder(consent: Consent, days: int) -> tuple[ConsentReminder, str, s
 
 
 def reminder_message(consent: Consent, email: str, link: str) -> EmailMultiAlternatives:
-    """The reminder email: plain text and HTML. The subject names the clinic and the date,
-    never the treatment: a subject line is read by whoever sees the inbox."""
-    ends = date_format(timezone.localtime(consent.expires_at), "j F Y")
-    context = {
-        "patient": consent.patient,
-        "consent": consent,
-        "clinic": settings.CLINIC_NAME,
-        "brand": settings.CLINIC_BRAND_COLOUR,
-        "ends": ends,
-        "scopes": ", ".join(consent.scopes()) or "no use",
-        "link": link,
-    }
-    message = EmailMultiAlternatives(
-        f"Your photo consent with {settings.CLINIC_NAME} ends on {ends}",
-        render_to_string("consent/email/renewal_reminder.txt", context),
-        to=[email],
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(
-        render_to_string("consent/email/renewal_reminder.html", context), "text/html"
-    )
+    """The reminder email: plain text and HTML, in the language the consent was signed in.
+    The subject names the clinic and the date, never the treatment: a subject line is read
+    by whoever sees the inbox."""
+    with translation.override(consent.language):
+        ends = date_format(timezone.localtime(consent.expires_at), gettext("j F Y"))
+        context = {
+            "patient": consent.patient,
+            "consent": consent,
+            "clinic": settings.CLINIC_NAME,
+            "brand": settings.CLINIC_BRAND_COLOUR,
+            "ends": ends,
+            "scopes": ", ".join(consent.scope_names()) or gettext("no use"),
+            "link": link,
+        }
+        message = EmailMultiAlternatives(
+            gettext("Your photo consent with %(clinic)s ends on %(date)s")
+            % {"clinic": settings.CLINIC_NAME, "date": ends},
+            render_to_string("consent/email/renewal_reminder.txt", context),
+            to=[email],
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+        message.attach_alternative(
+            render_to_string("consent/email/renewal_reminder.html", context), "text/html"
+        )
     return message
+
+
+def renewal_link(site_url: str, token: str, language: str) -> str:
+    """The renewal link of a reminder. The page follows the visitor's chosen language, so
+    for a consent signed in another language than the default the link goes through the
+    language switch (``/language/es/?next=…``), which remembers it and opens the page."""
+    path = patient_page_path(token)
+    if language == settings.LANGUAGE_CODE or language not in dict(settings.LANGUAGES):
+        return site_url + path
+    switch = reverse("switch-language", args=[language])
+    return site_url + switch + "?" + urlencode({"next": path}, safe="/")
 
 
 def check_site_url(site_url: str) -> str:
@@ -144,7 +160,7 @@ def send_consent_reminders(site_url: str, due=None) -> ReminderReport:
         if not email:
             report.to_call.append(Reminder(consent, days))
             continue
-        link = site_url + patient_page_path(token)
+        link = renewal_link(site_url, token, consent.language)
         try:
             mailer.send_messages([reminder_message(consent, email, link)])
         except (smtplib.SMTPException, OSError) as error:

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinic.access import private_file_response, staff_required
@@ -30,6 +31,7 @@ from consent.models import (
     record_consent,
 )
 from consent.receipts import send_withdrawal_receipt
+from consent.reminders import renewal_link
 
 # --- staff ---------------------------------------------------------------------------
 
@@ -220,14 +222,23 @@ def consent_send_link(request: HttpRequest, pk: int) -> HttpResponse:
         )
     link = request.build_absolute_uri(patient_page_path(token))
     if consent.patient.email:
-        send_mail(
-            "Your photo consent: see where your photos appear, or withdraw",
-            f"Dear {consent.patient.full_name},\n\nThis private link shows where your treatment "
-            f"photos appear and lets you withdraw your consent at any time:\n\n{link}\n\n"
-            "Keep it to yourself: anyone with the link can withdraw your consent.\n",
-            None,
-            [consent.patient.email],
-        )
+        # In the language the patient signed in; the link opens their page in it too.
+        site = request.build_absolute_uri("/").rstrip("/")
+        with translation.override(consent.language):
+            send_mail(
+                _("Your photo consent: see where your photos appear, or withdraw"),
+                _(
+                    "Dear %(name)s,\n\nThis private link shows where your treatment photos "
+                    "appear and lets you withdraw your consent at any time:\n\n%(link)s\n\n"
+                    "Keep it to yourself: anyone with the link can withdraw your consent.\n"
+                )
+                % {
+                    "name": consent.patient.full_name,
+                    "link": renewal_link(site, token, consent.language),
+                },
+                None,
+                [consent.patient.email],
+            )
     # Shown once to the officer (to print or read out); only its hash is stored.
     request.session[f"patient-link-{consent.pk}"] = link
     messages.success(request, "A new private link was made; any earlier link no longer works.")
@@ -280,41 +291,82 @@ def kiosk_start(request: HttpRequest, patient: int) -> HttpResponse:
     consent_form = ConsentForm.current()
     if consent_form is None:
         raise Http404("No consent form has been written yet.")
-    kiosk.start(request, patient, consent_form)
+    # The language of the text chosen on the capture page (a hidden field of its hand-over
+    # button); the patient may switch it on the kiosk page.
+    language = request.POST.get("language")
+    if language not in consent_form.languages:
+        language = consent_form.languages[0]
+    kiosk.start(request, patient, consent_form, language)
     return redirect("consent:kiosk")
+
+
+def _reading_languages(consent_form: ConsentForm) -> list[tuple[str, str]]:
+    names = dict(settings.LANGUAGES)
+    return [(code, names.get(code, code)) for code in consent_form.languages]
 
 
 @staff_required("consent.add_consent")
 @require_http_methods(["GET", "POST"])
 def kiosk_page(request: HttpRequest) -> HttpResponse:
-    """What the patient sees: the form text, the choices and the signature pad; once
-    signed, a thank-you. The consent is recorded as on the staff page, by the staff
-    member whose session this is."""
+    """What the patient sees: the form text, the choices and the signature pad, in the
+    language chosen (by staff at hand-over, or by the patient with the switch on the page);
+    once signed, a thank-you. The consent is recorded as on the staff page, by the staff
+    member whose session this is, with the language and the exact text shown."""
     mode = kiosk.state(request)
     if mode is None:
         return redirect("consent:list")
     patient = get_object_or_404(Patient, pk=mode["patient"])
+    consent_form = get_object_or_404(ConsentForm, pk=mode["form"])
+    if request.method == "GET" and "language" in request.GET:
+        # The switch: the same page in another language of this form. It only changes the
+        # patient mode's language and comes back here; nothing else can be reached.
+        if mode["consent"] is None and request.GET["language"] in consent_form.languages:
+            kiosk.choose_language(request, request.GET["language"])
+        return redirect("consent:kiosk")
+    language = kiosk.language(mode, consent_form)
     if mode["consent"] is not None:
         if request.method == "POST":
             return redirect("consent:kiosk")
-        return render(request, "consent/kiosk_thanks.html", {"patient": patient})
-    consent_form = get_object_or_404(ConsentForm, pk=mode["form"])
-    form = KioskConsentForm(request.POST or None, initial={"signed_by_name": patient.full_name})
-    if request.method == "POST" and form.is_valid():
+        with translation.override(language):
+            response = render(request, "consent/kiosk_thanks.html", {"patient": patient})
+        response["Content-Language"] = language
+        return response
+    # The language of the text the patient read: the page's hidden field, so what is
+    # recorded is what was shown even if the language changed meanwhile in another tab.
+    if request.POST.get("language") in consent_form.languages:
+        language = request.POST["language"]
+    with translation.override(language):
+        form = KioskConsentForm(request.POST or None, initial={"signed_by_name": patient.full_name})
+        valid = request.method == "POST" and form.is_valid()
+    if valid:
         consent = record_consent(
             patient,
             consent_form,
             request.user,
             ("png", form.cleaned_data["signature_data"]),
+            language=language,
             **consent_kwargs(form),
         )
         kiosk.signed(request, consent)
         return redirect("consent:kiosk")
-    return render(
-        request,
-        "consent/kiosk.html",
-        {"patient": patient, "consent_form": consent_form, "form": form},
-    )
+    title, body = consent_form.text(language)
+    languages = _reading_languages(consent_form)
+    with translation.override(language):
+        response = render(
+            request,
+            "consent/kiosk.html",
+            {
+                "patient": patient,
+                "consent_form": consent_form,
+                "consent_title": title,
+                "consent_body": body,
+                "form": form,
+                "language": language,
+                "reading_languages": languages if len(languages) > 1 else [],
+            },
+        )
+    response["Content-Language"] = language
+    return response
 
 
 @staff_required()
@@ -347,7 +399,7 @@ def kiosk_unlock(request: HttpRequest) -> HttpResponse:
         if getattr(request, "axes_locked_out", False) or failures >= settings.AXES_FAILURE_LIMIT:
             logout(request)
             return redirect_to_login(reverse("consent:list"))
-        error = "That password is not right. Patient mode stays on."
+        error = _("That password is not right. Patient mode stays on.")
     return render(
         request,
         "consent/kiosk_unlock.html",

@@ -221,6 +221,9 @@ SessionFormSet = forms.formset_factory(
     validate_min=True,
     max_num=30,
     validate_max=True,
+    # A tampered TOTAL_FORMS builds no more forms than a case may hold (Django's default
+    # allows a thousand more, each with its own zones).
+    absolute_max=30,
 )
 ZoneFormSet = forms.formset_factory(
     ZoneForm,
@@ -231,6 +234,7 @@ ZoneFormSet = forms.formset_factory(
     validate_min=True,
     max_num=len(SessionZone.Zone.choices),
     validate_max=True,
+    absolute_max=len(SessionZone.Zone.choices),
 )
 
 

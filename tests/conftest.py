@@ -187,6 +187,8 @@ def reference_data(transactional_db):
     ):
         importlib.import_module(module).create(apps, None)
     importlib.import_module("gallery.migrations.0009_treatment_faq").distinct_faq(apps, None)
+    # The first consent form's Spanish text.
+    importlib.import_module("consent.migrations.0007_consent_language").forward(apps, None)
 
 
 def now():

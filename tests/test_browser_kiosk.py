@@ -129,3 +129,38 @@ def test_patient_mode_pages_fit_the_screen(live_server, new_page, width):
     expect(page.get_by_role("alert").first).to_contain_text("Some answers are missing")
     if shots:
         page.screenshot(path=f"{shots}/kiosk-errors-{width}.png", full_page=False)
+
+
+@pytest.mark.parametrize("width", [390, 820])
+def test_the_kiosk_in_spanish_fits_and_the_switch_stays_in_patient_mode(
+    live_server, new_page, width
+):
+    a = make_patient(full_name="Lucía Pérez", reference="P-L1")
+    b = make_patient(full_name="Bea Otherpatient", reference="P-B2")
+    make_user("officer", groups=["Consent officers"])
+    viewport = {390: PHONE, 820: TABLET}[width]
+    page = new_page(viewport)
+    log_in(page, live_server.url, "officer")
+    page.goto(f"{live_server.url}/staff/consents/new/{a.pk}/?language=es")
+    page.click("text=Hand to patient")
+    page.wait_for_url(KIOSK)
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.get_by_role("heading", name=f"Consentimiento para las fotos de {a.full_name}"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    shots = os.environ.get("KIOSK_SHOTS")
+    if shots:
+        page.screenshot(path=f"{shots}/kiosk-es-{width}.png", full_page=True)
+    page.click("text=Firmar y enviar mis respuestas")
+    expect(page.get_by_role("alert").first).to_contain_text("Faltan algunas respuestas")
+    if shots:
+        page.screenshot(path=f"{shots}/kiosk-es-errors-{width}.png", full_page=False)
+    # The switch: the same page in English, still patient mode, and back.
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url(KIOSK)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Sign and give my answers")).to_be_visible()
+    assert_patient_mode(page, b)
+    page.get_by_role("link", name="Español").click()
+    page.wait_for_url(KIOSK)
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    assert_patient_mode(page, b)

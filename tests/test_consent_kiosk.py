@@ -1,12 +1,14 @@
 """Patient mode: staff hand the tablet to one patient. Until the staff member's password is
 given, every address leads back to that patient's form: no staff page, no other patient."""
 
+import re
+
 import pytest
 from axes.models import AccessAttempt
 from django.core.files.storage import storages
 from django.urls import get_resolver
 
-from consent.models import Consent, ConsentEvent
+from consent.models import Consent, ConsentEvent, ConsentForm
 from tests.conftest import make_consent, make_patient, make_user
 from tests.test_access_matrix import fill, walk, world  # noqa: F401 (world is a fixture)
 from tests.test_consent_capture import form_data, signature_png
@@ -33,8 +35,8 @@ def patients():
     return a, b
 
 
-def hand_over(client, patient):
-    response = client.post(f"/staff/consents/kiosk/start/{patient.pk}/")
+def hand_over(client, patient, **data):
+    response = client.post(f"/staff/consents/kiosk/start/{patient.pk}/", data)
     assert response.status_code == 302 and response["Location"] == KIOSK
     return response
 
@@ -239,3 +241,109 @@ def test_the_staff_capture_page_offers_the_hand_over(client, officer, patients):
 def test_visitors_without_a_session_are_not_affected(client):
     assert client.get(KIOSK)["Location"].startswith("/staff/login/")
     assert ConsentEvent.objects.count() == 0
+
+
+# --- the patient's language ----------------------------------------------------------------
+
+SPANISH = '<html lang="es">'
+
+
+def addresses(html: str) -> set[str]:
+    """Every address a page links to or sends a form to."""
+    return set(re.findall(r'(?:href|action|src)="([^"]*)"', html))
+
+
+def test_staff_hand_over_the_text_in_the_language_chosen_on_the_capture_page(
+    client, officer, patients
+):
+    a, b = patients
+    capture = client.get(f"/staff/consents/new/{a.pk}/?language=es").content.decode()
+    hand_over_form = capture[capture.index('class="hand-over"') :].split("</form>")[0]
+    assert '<input type="hidden" name="language" value="es">' in hand_over_form
+    hand_over(client, a, language="es")
+    page = client.get(KIOSK)
+    html = page.content.decode()
+    title, body = ConsentForm.objects.get(version="2026-1").text("es")
+    assert SPANISH in html and page["Content-Language"] == "es"
+    assert title in html and "Su derecho a retirarlo" in html  # the form text in Spanish
+    assert "right to withdraw" not in html.lower()
+    for words in [
+        f"Consentimiento para las fotos de {a.full_name}",
+        "¿Dónde puede usar la clínica sus fotos?",  # the page's own words
+        "¿Tiene el paciente (la persona de las fotos) 18 años o más?",  # the form's labels
+        " Sí</label>",  # the choices
+        "Firmar y enviar mis respuestas",
+        "Personal: desbloquear",
+        '<input type="hidden" name="language" value="es">',
+    ]:
+        assert words in html, words
+    assert_shows_no_staff_page(html, b)
+    # The errors are in Spanish too.
+    wrong = client.post(KIOSK, form_data(language="es", signature_data="", allow_website=None))
+    html = wrong.content.decode()
+    assert wrong.status_code == 200 and SPANISH in html
+    assert "Faltan algunas respuestas." in html and "Elija sí o no." in html
+    assert not Consent.objects.filter(patient=a).exists()
+    wrong = client.post(KIOSK, form_data(language="es", signature_data=""))
+    assert "Firme dentro del recuadro de firma." in wrong.content.decode()
+    # Signed: the consent keeps the language and the very text shown.
+    assert client.post(KIOSK, form_data(language="es"))["Location"] == KIOSK
+    consent = Consent.objects.get(patient=a)
+    assert consent.language == "es" and consent.signed_text == f"{title}\n\n{body}"
+    assert consent.events.get(kind="granted").details["language"] == "es"
+    thanks = client.get(KIOSK).content.decode()
+    assert SPANISH in thanks and f"Gracias, {a.full_name}" in thanks
+    assert "devuelva la tableta" in thanks
+
+
+def test_the_patient_switches_the_language_without_leaving_patient_mode(client, officer, patients):
+    a, b = patients
+    hand_over(client, a)  # no language chosen: the default
+    html = client.get(KIOSK).content.decode()
+    assert '<html lang="en">' in html and "Sign and give my answers" in html
+    # The switch is a link to the kiosk page itself; nothing on the page leads elsewhere.
+    assert 'href="?language=es"' in html
+    for address in addresses(html):
+        assert address.startswith(("?language=", "/static/", KIOSK, "#")), address
+    switched = client.get(KIOSK + "?language=es")
+    assert (switched.status_code, switched["Location"]) == (302, KIOSK)
+    assert_not_stored(switched)
+    html = client.get(KIOSK).content.decode()
+    assert SPANISH in html and "Firmar y enviar mis respuestas" in html
+    assert 'href="?language=en"' in html and 'aria-current="true">Español<' in html
+    for address in addresses(html):
+        assert address.startswith(("?language=", "/static/", KIOSK, "#")), address
+    # Still patient mode: every other address, the site's own language switch included,
+    # leads back to the kiosk, now in Spanish.
+    for path in [
+        "/language/es/?next=/staff/consents/",
+        "/es/",
+        "/staff/consents/",
+        f"/staff/consents/patients/{b.pk}/",
+        KIOSK + "../",
+    ]:
+        response = client.get(path)
+        assert (response.status_code, response["Location"]) == (302, KIOSK), path
+    # A language the form has no text in changes nothing.
+    assert client.get(KIOSK + "?language=xx")["Location"] == KIOSK
+    assert client.get(KIOSK + "?language=")["Location"] == KIOSK
+    assert SPANISH in client.get(KIOSK).content.decode()
+    # Back to English, and signed in English.
+    client.get(KIOSK + "?language=en")
+    client.post(KIOSK, form_data(language="en"))
+    consent = Consent.objects.get(patient=a)
+    assert consent.language == "en" and "right to withdraw" in consent.signed_text.lower()
+    # Once signed, the switch changes nothing: the thanks stay in the language signed.
+    assert client.get(KIOSK + "?language=es")["Location"] == KIOSK
+    assert "Thank you" in client.get(KIOSK).content.decode()
+    assert client.get("/staff/consents/")["Location"] == KIOSK
+
+
+def test_a_language_the_form_lacks_at_hand_over_falls_back_to_the_default(
+    client, officer, patients
+):
+    a, _ = patients
+    hand_over(client, a, language="fr")
+    assert '<html lang="en">' in client.get(KIOSK).content.decode()
+    client.post(KIOSK, form_data(language="fr"))
+    assert Consent.objects.get(patient=a).language == "en"

@@ -332,3 +332,41 @@ def test_the_renewal_link_renews_by_signing_and_then_says_thank_you(inbox, clien
     # The link has done its work; the patient's own link is untouched by it.
     assert client.get(path).status_code == 404
     assert client.post(path, {"replaces": renewed.pk}).status_code == 404
+
+
+def test_a_consent_signed_in_spanish_gets_its_reminder_in_spanish(inbox, client):
+    patient = make_patient(email="lucia@example.com", full_name="Lucía Pérez")
+    consent = ending_in(20, patient=patient, language="es", allow_social=True)
+    english = ending_in(20, email="ada@example.com")
+    run()
+    assert len(inbox.messages) == 2
+    (message,) = [m for m in inbox.messages if m["X-Rcpt-To"] == "lucia@example.com"]
+    day = timezone.localtime(consent.expires_at)
+    months = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto"]
+    months += ["septiembre", "octubre", "noviembre", "diciembre"]
+    ends = f"{day.day} de {months[day.month - 1]} de {day.year}"
+    assert (
+        message["Subject"]
+        == f"Su consentimiento para las fotos con Harbour Skin Clinic termina el {ends}"
+    )
+    text, html = parts(message)
+    assert '<html lang="es">' in html
+    for body in (text, html):
+        assert "Estimado/a Lucía Pérez:" in body
+        assert "Autoriza: sitio web de la clínica, redes sociales." in body
+        assert "Si no hace nada, la clínica dejará de usar las fotos" in body
+        words = re.sub(r"http\S+", "", body)  # the link's path is not a word
+        assert not re.search(r"\b(Dear|consent|photos)\b", words) and ends in body
+    assert "<strong>" + ends + "</strong>" in html and "Renovar mi consentimiento" in html
+    # The link remembers the language and opens the renewal page in Spanish, whatever the
+    # browser prefers.
+    (link,) = set(re.findall(r"http://testserver(/language/es/\?next=/consent/[\w-]+/)", text))
+    assert f'href="{SITE}{link}"' in html
+    opened = client.get(link, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert opened.redirect_chain[0][0].startswith("/consent/") and opened.status_code == 200
+    assert '<html lang="es">' in opened.text and "Renovar su consentimiento" in opened.text
+    # The English consent's reminder stays as it was: English, the plain link.
+    (other,) = [m for m in inbox.messages if m["X-Rcpt-To"] == "ada@example.com"]
+    assert other["Subject"].startswith("Your photo consent with Harbour Skin Clinic ends on")
+    assert renewal_path(other).startswith("/consent/")
+    assert english.reminders.count() == 1

@@ -49,6 +49,22 @@ def test_staff_send_the_patient_a_private_link(client, officer):
     assert client.get(newer).status_code == 200
 
 
+def test_the_private_link_email_is_in_the_language_the_patient_signed_in(client, officer):
+    consent = make_public_case(patient=None).consent
+    consent.patient.email = "ana@example.com"
+    consent.patient.save()
+    Consent.objects.filter(pk=consent.pk).update(language="es")
+    path = patient_link(client, consent)
+    (message,) = mail.outbox
+    assert message.subject.startswith("Su consentimiento de fotos")
+    assert "Estimado/a" in message.body and "cualquier momento" in message.body
+    # The link sets the patient's language on the way to their page.
+    link = re.search(r"(http://testserver/language/es/\?next=\S+)", message.body).group(1)
+    assert path.rstrip("/") in link
+    page = client.get(link.removeprefix("http://testserver"), follow=True)
+    assert page.status_code == 200 and '<html lang="es"' in page.content.decode()
+
+
 def test_the_patient_sees_their_public_case_and_withdraws_in_one_confirmed_step(
     client, officer, django_capture_on_commit_callbacks
 ):
@@ -126,3 +142,41 @@ def test_the_evidence_bundle_holds_the_whole_record(client, officer):
     events = z.read("events.csv").decode()
     assert ConsentEvent.objects.filter(consent=consent, kind="exported").exists()
     assert "Evidence exported" in events or "exported" in events.lower()
+
+
+def test_the_withdrawal_receipt_is_in_the_language_the_consent_was_signed_in(client, officer):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from tests.conftest import make_consent, make_patient
+
+    patient = make_patient(email="lucia@example.com", full_name="Lucía Pérez")
+    signed = datetime(2026, 3, 5, 10, 0, tzinfo=ZoneInfo("UTC"))
+    consent = make_consent(patient, language="es", signed_at=signed)
+    client.post(f"/staff/consents/{consent.pk}/withdraw/", {"channel": "email"})
+    consent.refresh_from_db()
+    (receipt,) = mail.outbox
+    withdrawn = timezone.localtime(consent.withdrawn_at)
+    months = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto"]
+    months += ["septiembre", "octubre", "noviembre", "diciembre"]
+    day = f"{withdrawn.day} de {months[withdrawn.month - 1]} de {withdrawn.year}"
+    assert receipt.subject == "Su consentimiento para las fotos está retirado"
+    assert receipt.body.startswith("Estimado/a Lucía Pérez:\n\n")
+    signed_day = timezone.localtime(signed)
+    assert (
+        f"(firmado el {signed_day.day} de marzo de 2026) se retiró el {day} a las "
+        f"{withdrawn:%H:%M}." in receipt.body
+    )
+    assert "Su tratamiento y su atención no se ven afectados" in receipt.body
+    assert not re.search(r"\b(Dear|consent|photos|withdrawn)\b", receipt.body)
+    # A consent signed in English gets the receipt in English, whatever the staff page's.
+    mail.outbox.clear()
+    english = make_consent(make_patient(email="ada@example.com"))
+    client.post(
+        f"/staff/consents/{english.pk}/withdraw/", {"channel": "email"}, HTTP_ACCEPT_LANGUAGE="es"
+    )
+    (receipt,) = mail.outbox
+    assert receipt.subject == "Your photo consent has been withdrawn"
+    assert receipt.body.startswith("Dear ") and " was withdrawn on " in receipt.body

@@ -37,6 +37,10 @@ PATIENT_FACING = [
     "404.html",
     "500.html",
     *(f"gallery/{p.name}" for p in sorted((ROOT / "templates" / "gallery").glob("*.html"))),
+    # Patient mode: the tablet in the patient's hands (the unlock page is for staff, marked
+    # all the same, as it is reached from the patient's page).
+    *(f"consent/{p.name}" for p in sorted((ROOT / "templates" / "consent").glob("kiosk*.html"))),
+    "consent/email/renewal_reminder.html",
 ]
 # Words that are the same in every language: units.
 UNTRANSLATED_WORDS = {"mm"}

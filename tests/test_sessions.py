@@ -16,6 +16,7 @@ from gallery.models import (
     Concern,
     Photo,
     SessionRecord,
+    SessionZone,
     Treatment,
     ZoneRecord,
     derive_facts,
@@ -367,3 +368,17 @@ def test_an_imported_case_dates_its_sessions_back_from_the_after_photo(tmp_path)
         9,
     )
     assert case.needle_depth_mm == Decimal("2.25")
+
+
+def test_a_huge_form_count_builds_no_more_forms_than_a_case_may_hold():
+    from gallery.forms import SessionEntries
+
+    data = {
+        "sessions-TOTAL_FORMS": "100000",
+        "sessions-INITIAL_FORMS": "0",
+        **{f"sessions-{n}-zones-TOTAL_FORMS": "100000" for n in range(40)},
+        **{f"sessions-{n}-zones-INITIAL_FORMS": "0" for n in range(40)},
+    }
+    entries = SessionEntries(data)
+    assert len(entries.sessions.forms) == 30
+    assert max(len(zones.forms) for zones in entries.zones) == len(SessionZone.Zone.choices)
