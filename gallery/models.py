@@ -1,3 +1,4 @@
+import io
 import secrets
 import string
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -146,6 +148,25 @@ class Practitioner(models.Model):
 
     def line(self) -> str:
         return f"{self.name}, {self.credentials}" if self.credentials else self.name
+
+    def save(self, *args, **kwargs):
+        # A new photo goes to public storage re-encoded: upright, at most 800 px, and with
+        # none of the camera's metadata (place, device, time) that the upload carried.
+        if self.photo and not self.photo._committed:
+            self.photo = ContentFile(portrait_jpeg(self.photo), name=f"{self.slug}.jpg")
+        super().save(*args, **kwargs)
+
+
+def portrait_jpeg(upload) -> bytes:
+    from PIL import Image, ImageOps
+
+    upload.seek(0)
+    with Image.open(upload) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        im.thumbnail((800, 800))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=85, optimize=True)
+    return buf.getvalue()
 
 
 class Concern(models.Model):

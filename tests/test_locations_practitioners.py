@@ -190,3 +190,27 @@ def test_renaming_a_practitioner_renews_cached_pages(client, group):
     ana.save()
     assert "Dr. Ana Renamed" in client.get(case.get_absolute_url()).content.decode()
     assert "Dr. Ana Renamed" in client.get("/gallery/?practitioner=ana").content.decode()
+
+
+def test_a_practitioners_photo_is_stored_upright_small_and_without_camera_metadata(group):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn right to show upright
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPS
+    buf = io.BytesIO()
+    Image.new("RGB", (2400, 1600), (180, 140, 120)).save(buf, format="JPEG", exif=exif)
+    ana = group["ana"]
+    ana.photo = SimpleUploadedFile("IMG_0001.JPG", buf.getvalue(), content_type="image/jpeg")
+    ana.save()
+    with ana.photo.storage.open(ana.photo.name, "rb") as f:
+        stored = f.read()
+    ana.photo.storage.delete(ana.photo.name)
+    with Image.open(io.BytesIO(stored)) as im:
+        assert im.size == (533, 800)  # turned upright, at most 800 px
+        assert not im.getexif() and "exif" not in im.info
+    assert b"PhoneMaker" not in stored and ana.photo.name.startswith("practitioners/ana")
