@@ -266,7 +266,10 @@ class CaseFilter(django_filters.FilterSet):
             for j, value in enumerate(options):
                 alias = f"f{i}_{j}"
                 keys[alias] = (dim, value)
-                aggregates[alias] = Count("pk", filter=without & case_q(dim, [value]))
+                # The option's own test first: a case fails it for all but one location or
+                # practitioner, so the other filters (a concern's EXISTS) run once per case,
+                # not once per case and option (15 s at 100,000 cases in a group).
+                aggregates[alias] = Count("pk", filter=case_q(dim, [value]) & without)
         row = queryset.aggregate(**aggregates)
         facets: dict[str, dict[str, int]] = {dim: {} for dim in FACET_DIMS}
         for alias, (dim, value) in keys.items():
