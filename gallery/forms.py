@@ -129,12 +129,15 @@ def set_up_treated_by(form: forms.ModelForm) -> None:
     locations = list(Location.objects.order_by("name"))
     if "location" in form.fields:
         form.fields["location"].queryset = Location.objects.order_by("name")
+        form.fields["location"].empty_label = "Choose the location"
         if len(locations) == 1 and not form.instance.location_id:
             form.fields["location"].initial = locations[0].pk
+            form.fields["location"].empty_label = None
     if "practitioner" in form.fields:
         form.fields["practitioner"].queryset = Practitioner.objects.prefetch_related(
             "locations"
         ).order_by("name")
+        form.fields["practitioner"].empty_label = "Choose the practitioner"
         form.fields["practitioner"].label_from_instance = lambda p: (
             f"{p.line()} ({', '.join(loc.name for loc in p.locations.all()) or 'no location'})"
         )

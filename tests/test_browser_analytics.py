@@ -10,6 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from analytics.counters import flush
+from gallery.models import Location
 from tests.browser import PHONE, log_in
 from tests.conftest import make_public_case, make_user
 
@@ -48,6 +49,8 @@ def test_a_view_a_slide_and_a_click_show_as_one_each_in_the_report(live_server, 
     settings.CLINIC_BOOKING_URL = BOOKING
     case = make_public_case(practitioner="Dr. Ada Lee", fitzpatrick=5)
     make_public_case(fitzpatrick=2)
+    # The button leads to the case's location's booking page.
+    Location.objects.filter(pk=case.location_id).update(booking_url=BOOKING)
     visitor = new_page(PHONE, user_agent=CHROME)
     booked = []
 
@@ -94,7 +97,10 @@ def test_a_view_a_slide_and_a_click_show_as_one_each_in_the_report(live_server, 
     expect(staff.locator("[data-total=bookings]")).to_have_text("1")
     row = staff.locator("#top-cases tbody tr").first
     assert row.locator(".case-id").inner_text() == case.public_id
-    assert row.locator(".facts").inner_text() == "Microneedling, Type V, Normal, Dr. Ada Lee"
+    assert (
+        row.locator(".facts").inner_text()
+        == "Microneedling, Type V, Normal, Dr. Ada Lee, Demo Skin Clinic"
+    )
     assert [c.inner_text() for c in row.locator("td.n").all()] == ["1", "1", "1", "100.0"]
     usage = staff.locator("#filter-usage tbody").inner_text()
     assert re.search(r"Fitzpatrick skin type\s+Type V\s+2", usage)  # on load, and again in place
