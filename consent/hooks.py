@@ -7,6 +7,10 @@ app that keeps such records registers a source here from its ``AppConfig.ready()
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,19 @@ def register_patient_page(path_for_token: Callable[[str], str]) -> None:
     _patient_page[:] = [path_for_token]
 
 
-def patient_page_path(token: str) -> str:
+def patient_page_path(token: str, language: str | None = None) -> str:
+    """The patient's private page. With a language other than the default, the path goes
+    through the language switch (``/language/es/?next=…``), which remembers it: the page
+    then opens in the language the patient signed in."""
     if not _patient_page:
         raise RuntimeError("No app serves the patient's page (consent.hooks).")
-    return _patient_page[0](token)
+    path = _patient_page[0](token)
+    if language is None or language == settings.LANGUAGE_CODE:
+        return path
+    if language not in dict(settings.LANGUAGES):
+        return path
+    switch = reverse("switch-language", args=[language])
+    return switch + "?" + urlencode({"next": path}, safe="/")
 
 
 Source = Callable[..., list[HeldRecord]]

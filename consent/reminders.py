@@ -10,13 +10,12 @@ import secrets
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext
@@ -123,17 +122,6 @@ def reminder_message(consent: Consent, email: str, link: str) -> EmailMultiAlter
     return message
 
 
-def renewal_link(site_url: str, token: str, language: str) -> str:
-    """The renewal link of a reminder. The page follows the visitor's chosen language, so
-    for a consent signed in another language than the default the link goes through the
-    language switch (``/language/es/?next=…``), which remembers it and opens the page."""
-    path = patient_page_path(token)
-    if language == settings.LANGUAGE_CODE or language not in dict(settings.LANGUAGES):
-        return site_url + path
-    switch = reverse("switch-language", args=[language])
-    return site_url + switch + "?" + urlencode({"next": path}, safe="/")
-
-
 def check_site_url(site_url: str) -> str:
     """The address patients open the site at, without a trailing slash."""
     parts = urlsplit(site_url)
@@ -160,7 +148,7 @@ def send_consent_reminders(site_url: str, due=None) -> ReminderReport:
         if not email:
             report.to_call.append(Reminder(consent, days))
             continue
-        link = renewal_link(site_url, token, consent.language)
+        link = site_url + patient_page_path(token, consent.language)
         try:
             mailer.send_messages([reminder_message(consent, email, link)])
         except (smtplib.SMTPException, OSError) as error:

@@ -31,7 +31,6 @@ from consent.models import (
     record_consent,
 )
 from consent.receipts import send_withdrawal_receipt
-from consent.reminders import renewal_link
 
 # --- staff ---------------------------------------------------------------------------
 
@@ -223,7 +222,6 @@ def consent_send_link(request: HttpRequest, pk: int) -> HttpResponse:
     link = request.build_absolute_uri(patient_page_path(token))
     if consent.patient.email:
         # In the language the patient signed in; the link opens their page in it too.
-        site = request.build_absolute_uri("/").rstrip("/")
         with translation.override(consent.language):
             send_mail(
                 _("Your photo consent: see where your photos appear, or withdraw"),
@@ -234,7 +232,7 @@ def consent_send_link(request: HttpRequest, pk: int) -> HttpResponse:
                 )
                 % {
                     "name": consent.patient.full_name,
-                    "link": renewal_link(site, token, consent.language),
+                    "link": request.build_absolute_uri(patient_page_path(token, consent.language)),
                 },
                 None,
                 [consent.patient.email],
