@@ -280,6 +280,13 @@ class CaseQuerySet(models.QuerySet):
         return self.filter(listed_until__gt=at or timezone.now())
 
 
+# A needle depth, on a case (its deepest setting) or a session's zone.
+NEEDLE_DEPTH_VALIDATORS = [
+    MinValueValidator(Decimal("0.10"), "Needle depth must be at least 0.1 mm."),
+    MaxValueValidator(Decimal("4.00"), "Needle depth must be at most 4.0 mm."),
+]
+
+
 class Case(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -322,10 +329,7 @@ class Case(models.Model):
         "deepest needle setting (mm)",
         max_digits=3,
         decimal_places=2,
-        validators=[
-            MinValueValidator(Decimal("0.10"), "Needle depth must be at least 0.1 mm."),
-            MaxValueValidator(Decimal("4.00"), "Needle depth must be at most 4.0 mm."),
-        ],
+        validators=NEEDLE_DEPTH_VALIDATORS,
     )
     zone_depths = models.CharField(
         "other notes on depth",
@@ -798,10 +802,7 @@ class SessionZone(models.Model):
         "needle depth (mm)",
         max_digits=3,
         decimal_places=2,
-        validators=[
-            MinValueValidator(Decimal("0.10"), "Needle depth must be at least 0.1 mm."),
-            MaxValueValidator(Decimal("4.00"), "Needle depth must be at most 4.0 mm."),
-        ],
+        validators=NEEDLE_DEPTH_VALIDATORS,
     )
     rf_energy = models.PositiveSmallIntegerField(
         "RF energy level",
