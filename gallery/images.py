@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import BinaryIO
 
-from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps
+# The AVIF, JPEG and WebP plugins are imported here so that their encoders are registered:
+# saving in a format not yet registered makes Pillow import every plugin it has (~25 ms
+# and ~3 MB, on the first rendition).
+from PIL import (  # noqa: F401
+    AvifImagePlugin,
+    Image,
+    ImageCms,
+    ImageDraw,
+    ImageFont,
+    ImageOps,
+    JpegImagePlugin,
+    WebPImagePlugin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +401,7 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
             return ImageCms.profileToProfile(im, src, SRGB, outputMode="RGB")
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # a broken profile: treat the pixels as sRGB
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def render_crop(
@@ -444,6 +456,7 @@ def render_crop(
         if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L"):
             # Streamed: never the whole decoded photo in memory.
             big = _vips_jpeg(fp, shrink, (raw_w, raw_h), raw_box, raw_target, im.mode)
+        fresh = big is not None
         if big is None:
             if wanted:
                 im.draft("RGB", wanted)
@@ -459,9 +472,13 @@ def render_crop(
     big = _to_srgb(big, icc)
     if turn is not None:
         big = _turn(big, turn, max(sizes), rotation)
-    # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing data.
-    clean = Image.new("RGB", big.size)
-    clean.paste(big)
+    if fresh:
+        clean = big  # made from libvips' pixels: it never carried any metadata
+    else:
+        # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing
+        # data.
+        clean = Image.new("RGB", big.size)
+        clean.paste(big)
     del big
     if watermark:
         clean = _watermarked(clean, watermark)
@@ -474,13 +491,13 @@ def _encode_all(clean: Image.Image, sizes, formats) -> list[tuple[str, int, int,
     side, the largest first, except that a large AVIF runs alone (on all the threads)."""
     results: dict[tuple[str, tuple[int, int]], tuple[str, int, int, bytes]] = {}
     alone = [s for s in sizes if "avif" in formats and s[0] * s[1] >= AVIF_ALONE_PIXELS]
+    frames = {clean.size: clean}
     for size in alone:
-        frame = clean if size == clean.size else _smaller(clean, size)
+        frames.update(_smaller(clean, [size]) if size not in frames else {})
         _release_freed_memory()
-        results["avif", size] = _encode("avif", frame, ENCODE_THREADS)
-        del frame
+        results["avif", size] = _encode("avif", frames[size], ENCODE_THREADS)
         _release_freed_memory()
-    frames = {size: clean if size == clean.size else _smaller(clean, size) for size in sizes}
+    frames.update(_smaller(clean, [size for size in sizes if size not in frames]))
     del clean
     jobs = [(f, frames[s]) for s in sizes for f in formats if (f, s) not in results]
     # Largest first, so that the longest job does not start last.
@@ -489,7 +506,7 @@ def _encode_all(clean: Image.Image, sizes, formats) -> list[tuple[str, int, int,
         results[jobs[0][0], jobs[0][1].size] = _encode(*jobs[0])
     elif jobs:
         with ThreadPoolExecutor(min(2, ENCODE_THREADS)) as pool:
-            for out in pool.map(lambda job: _encode(*job, 1, trim=True), jobs):
+            for out in pool.map(lambda job: _encode(*job, 1), jobs):
                 results[out[0], (out[1], out[2])] = out
     return [results[f, s] for s in sizes for f in formats]
 
@@ -506,7 +523,16 @@ def _dct_shrink(size: tuple[int, int], wanted: tuple[int, int]) -> int:
     return next(s for s in (8, 4, 2, 1) if scale >= s)
 
 
-_pyvips = None
+try:
+    import pyvips
+
+    # No operation cache: a rendition is made once, and a cached operation would keep its
+    # source (our file object) alive.
+    pyvips.cache_set_max(0)
+except (ImportError, OSError):  # pragma: no cover - pyvips is in requirements.txt
+    pyvips = None
+    log.warning("pyvips is not available: renditions are decoded by Pillow alone")
+
 try:
     _malloc_trim = ctypes.CDLL(None).malloc_trim  # glibc
 except (AttributeError, OSError):
@@ -521,30 +547,12 @@ def _release_freed_memory() -> None:
         _malloc_trim(0)
 
 
-def _vips():
-    """libvips (pyvips), imported on first use; None where it is not installed."""
-    global _pyvips
-    if _pyvips is None:
-        try:
-            import pyvips
-
-            # No operation cache: a rendition is made once, and a cached operation would
-            # keep its source (our file object) alive.
-            pyvips.cache_set_max(0)
-            _pyvips = pyvips
-        except (ImportError, OSError):
-            log.warning("pyvips is not available: renditions are decoded by Pillow alone")
-            _pyvips = False
-    return _pyvips or None
-
-
 def _vips_jpeg(fp, shrink: int, raw: tuple[int, int], raw_box, size, mode: str):
     """``raw_box`` of a JPEG (already validated by Pillow) decoded at 1/``shrink`` scale
     and reduced to ``size`` by Lanczos 3, by libvips: the decoder streams strips through
     the crop and the two resampling passes (horizontal first, as Pillow's), on every core,
     so a 48 MP photo never lies decoded in memory. None when libvips is missing, refuses
     the file or the geometry needs an enlargement: the caller then decodes with Pillow."""
-    pyvips = _vips()
     shrunk = ((raw[0] + shrink - 1) // shrink, (raw[1] + shrink - 1) // shrink)
     box = _scaled_box(raw_box, raw, shrunk)
     # The box on whole pixels (a DCT-scaled grid can put it between two).
@@ -589,18 +597,22 @@ def _seek(fp, offset: int, whence: int) -> int:
         return -1
 
 
-def _smaller(frame: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``frame`` reduced to ``size`` by Lanczos 3 (libvips when present: several times
-    faster than Pillow's, and as close to a Lanczos reduction of the original)."""
-    pyvips = _vips()
-    if pyvips is None or frame.width < size[0] or frame.height < size[1]:
-        return frame.resize(size, Image.Resampling.LANCZOS)
+def _smaller(frame: Image.Image, sizes) -> dict[tuple[int, int], Image.Image]:
+    """``frame`` reduced to each of ``sizes`` by Lanczos 3 (by libvips when present: several
+    times faster than Pillow, and as close to a Lanczos reduction of the original)."""
+    if not sizes:
+        return {}
+    if pyvips is None or any(frame.width < w or frame.height < h for w, h in sizes):
+        return {size: frame.resize(size, Image.Resampling.LANCZOS) for size in sizes}
     image = pyvips.Image.new_from_memory(frame.tobytes(), frame.width, frame.height, 3, "uchar")
-    if frame.width != size[0]:
-        image = image.reduceh(frame.width / size[0], kernel="lanczos3")
-    if frame.height != size[1]:
-        image = image.reducev(frame.height / size[1], kernel="lanczos3")
-    return Image.frombytes("RGB", size, image.write_to_memory())
+    return {
+        (w, h): Image.frombytes(
+            "RGB",
+            (w, h),
+            image.reduce(frame.width / w, frame.height / h, kernel="lanczos3").write_to_memory(),
+        )
+        for w, h in sizes
+    }
 
 
 def _resize(im: Image.Image, size: tuple[int, int], box) -> Image.Image:
@@ -628,9 +640,7 @@ def _resize(im: Image.Image, size: tuple[int, int], box) -> Image.Image:
     return out
 
 
-def _encode(
-    fmt: str, frame: Image.Image, threads: int = 1, trim: bool = False
-) -> tuple[str, int, int, bytes]:
+def _encode(fmt: str, frame: Image.Image, threads: int = 1) -> tuple[str, int, int, bytes]:
     buf = io.BytesIO()
     options = _save_options(fmt)
     if fmt == "avif":
@@ -638,8 +648,6 @@ def _encode(
     # save() keeps its options on the image object: each encoder gets an image object of
     # its own, sharing the pixels (read only).
     frame._new(frame.im).save(buf, format=fmt.upper(), **options)
-    if trim and fmt != "jpeg" and frame.width * frame.height >= AVIF_ALONE_PIXELS // 2:
-        _release_freed_memory()
     return fmt, frame.width, frame.height, buf.getvalue()
 
 
