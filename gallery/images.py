@@ -472,8 +472,8 @@ def render_crop(
     big = _to_srgb(big, icc)
     if turn is not None:
         big = _turn(big, turn, max(sizes), rotation)
-    if fresh:
-        clean = big  # made from libvips' pixels: it never carried any metadata
+    if fresh and not big.info:
+        clean = big  # made from libvips' pixels, and no step has added an ICC profile
     else:
         # A fresh image carries pixels only: no EXIF, GPS, XMP, comments, ICC or trailing
         # data.
