@@ -121,21 +121,40 @@ _HEIF_BRANDS += (b"mif1", b"msf1")
 
 
 def register_heif() -> None:
-    """Let Pillow open HEIC photos. pillow-heif (libheif and its codecs, ~5 MB of memory)
-    is imported when the first HEIF file is opened, not in every process that might."""
+    """Let Pillow open (and save) HEIC photos. pillow-heif (libheif and its codecs, ~5 MB of
+    memory) is imported when the first HEIF file is opened or saved, not in every process
+    that might."""
     if "HEIF" not in Image.OPEN:
         Image.register_open("HEIF", _open_heif, _looks_like_heif)
+        Image.register_save("HEIF", _save_heif)
+        Image.register_save_all("HEIF", _save_all_heif)
+        Image.register_mime("HEIF", "image/heif")
+        Image.register_extensions("HEIF", [".heic", ".heics", ".heif", ".heifs", ".hif"])
 
 
 def _looks_like_heif(prefix: bytes) -> bool:
     return prefix[4:8] == b"ftyp" and prefix[8:12] in _HEIF_BRANDS
 
 
-def _open_heif(fp, filename):
+def _pillow_heif() -> None:
     import pillow_heif
 
-    pillow_heif.register_heif_opener()  # replaces this opener with pillow-heif's own
+    pillow_heif.register_heif_opener()  # replaces the stand-ins below with its own
+
+
+def _open_heif(fp, filename):
+    _pillow_heif()
     return Image.OPEN["HEIF"][0](fp, filename)
+
+
+def _save_heif(im, fp, filename):
+    _pillow_heif()
+    Image.SAVE["HEIF"](im, fp, filename)
+
+
+def _save_all_heif(im, fp, filename):
+    _pillow_heif()
+    Image.SAVE_ALL["HEIF"](im, fp, filename)
 
 
 def describe_content(head: bytes) -> str:
