@@ -5,12 +5,14 @@ get bytes back. Every way a photo enters (web upload, bulk import, admin) goes t
 ``validate_photo``.
 """
 
+import contextlib
 import ctypes
 import hashlib
 import io
 import logging
 import math
 import os
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -589,10 +591,7 @@ def _vips_jpeg(fp, shrink: int, raw: tuple[int, int], raw_box, size, mode: str, 
     if pyvips is None or width < size[0] or height < size[1]:
         return None
     try:
-        fp.seek(0)
-        source = pyvips.SourceCustom()
-        source.on_read(fp.read)
-        source.on_seek(lambda offset, whence: _seek(fp, offset, whence))
+        source = _vips_source(fp)
         image = pyvips.Image.jpegload_source(
             source, shrink=shrink, access="sequential", fail_on="error"
         )
@@ -611,10 +610,30 @@ def _vips_jpeg(fp, shrink: int, raw: tuple[int, int], raw_box, size, mode: str, 
         data = image.write_to_memory()
         # The pipeline goes before the source whose callbacks it calls.
         del image
-    except pyvips.Error:
+    except (pyvips.Error, OSError, ValueError):
         log.info("libvips could not decode a JPEG; Pillow decodes it", exc_info=True)
         return None
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fp.seek(0)  # libvips moved the descriptor under fp's buffer
     return Image.frombytes(mode, size, data)
+
+
+def _vips_source(fp):
+    """A libvips source reading ``fp`` from its start: the file descriptor itself when it
+    has one (a stored original on disk), else through ``fp``'s read and seek (a remote
+    storage object; ~10 µs a 4 KB read more)."""
+    fp.seek(0)
+    try:
+        descriptor = fp.fileno()
+    except (AttributeError, OSError, ValueError):
+        descriptor = None
+    if descriptor is not None and stat.S_ISREG(os.fstat(descriptor).st_mode):
+        return pyvips.Source.new_from_descriptor(descriptor)
+    source = pyvips.SourceCustom()
+    source.on_read(fp.read)
+    source.on_seek(lambda offset, whence: _seek(fp, offset, whence))
+    return source
 
 
 def _seek(fp, offset: int, whence: int) -> int:

@@ -168,3 +168,21 @@ print("pillow_heif" in sys.modules, facts.format, facts.width, facts.height)
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.split("\n")[:2] == ["False", "True heic 64 48"]
+
+
+def test_a_stored_original_is_read_through_its_file_descriptor(tmp_path, monkeypatch):
+    """A file on disk: libvips reads the descriptor itself, from the start of the file
+    wherever the file object stood."""
+    path = tmp_path / "original.jpg"
+    path.write_bytes(phone_jpeg((1200, 900), orientation=1))
+    sources = []
+    real = images._vips_source
+    monkeypatch.setattr(images, "_vips_source", lambda fp: sources.append(real(fp)) or sources[-1])
+    with open(path, "rb") as fp:
+        fp.read(100)
+        [(_, w, h, data)] = images.render_crop(
+            fp, images.Crop(0, 0, 1, 1), [(400, 300)], formats=("jpeg",)
+        )
+    assert type(sources[0]) is images.pyvips.Source  # not the callback-driven SourceCustom
+    r, g, b = Image.open(io.BytesIO(data)).convert("RGB").getpixel((20, 20))
+    assert r > 180 and g < 80  # the red patch, top left
