@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import app
 import requests
@@ -44,6 +45,7 @@ LOG_PROBLEMS = {
 SHUTDOWN_PROBLEMS = ("worker timeout", "database is locked", "traceback")
 ACCESS_LINE = re.compile(r'^<(\d+)> "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+UPLOAD_FIELDS = {"role": "before", "view": "front"}  # the file part comes after them
 
 
 def machine_busy() -> float:
@@ -108,11 +110,9 @@ def read_load(
         for i in range(connections // 4):
             path = paths[i % len(paths)]
             accept = "application/json" if path.startswith("/api/") else app.HTML_ACCEPT
-            encoding = "gzip, deflate, br, zstd"  # a browser's: GZipMiddleware's cost counts
-            url = server.base + path
-            procs.append(
-                (path, app.wrk_start(url, seconds, 4, Accept=accept, Accept_Encoding=encoding))
-            )
+            # A browser's Accept-Encoding: GZipMiddleware's cost counts.
+            headers = {"Accept": accept, "Accept_Encoding": "gzip, deflate, br, zstd"}
+            procs.append((path, app.wrk_start(server.base + path, seconds, 4, **headers)))
             time.sleep(RAMP * 4 / connections)
         loads = {path: app.Load(0) for path in paths}
         for path, proc in procs:
@@ -213,8 +213,8 @@ print(json.dumps(out))
 """
 
 
-def login(base: str, case: int) -> requests.Session:
-    """The photographer's session, with the CSRF token of a case page's upload form."""
+def login(base: str, case: int) -> dict[str, Any]:
+    """``requests`` arguments for the photographer: cookies and a case page's CSRF token."""
     session = requests.Session()
     session.trust_env = False  # loopback: no proxy from the environment
     url = f"{base}/staff/login/"
@@ -230,27 +230,19 @@ def login(base: str, case: int) -> requests.Session:
     token = CSRF_INPUT.search(html)
     if not token or 'id="upload"' not in html:
         raise SystemExit("the staff case page has no upload form")
-    session.headers |= {"X-CSRFToken": token.group(1), "Origin": base, "Accept": "*/*"}
-    return session
+    headers = {"X-CSRFToken": token.group(1), "Origin": base, "Accept": "*/*"}
+    return {"cookies": session.cookies.get_dict(), "headers": headers, "timeout": 300}
 
 
-def upload_one(
-    base: str, up: Upload, cookies: dict, headers: dict, barrier: threading.Barrier
-) -> None:
+def upload_one(base: str, up: Upload, auth: dict[str, Any], barrier: threading.Barrier) -> None:
     """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken."""
-    headers = headers | {"Referer": f"{base}/staff/cases/{up.case}/"}
+    page = f"{base}/staff/cases/{up.case}/"
+    auth = auth | {"headers": auth["headers"] | {"Referer": page}}
     files = {"file": (up.name, up.data, "image/jpeg")}
     try:
         barrier.wait()  # every upload starts at the same moment
         t0 = time.perf_counter()
-        resp = requests.post(
-            f"{base}/staff/cases/{up.case}/photos/",
-            data={"role": "before", "view": "front"},
-            files=files,
-            headers=headers,
-            cookies=cookies,
-            timeout=300,
-        )
+        resp = requests.post(f"{page}photos/", UPLOAD_FIELDS, files=files, **auth)
         up.status, up.seconds = resp.status_code, time.perf_counter() - t0
         up.error = "" if resp.status_code == 201 else f"HTTP {resp.status_code} {resp.text[:70]}"
     except (requests.RequestException, threading.BrokenBarrierError) as exc:
@@ -258,12 +250,10 @@ def upload_one(
 
 
 def run_uploads(server: app.Server, uploads: list[Upload]) -> Stats:
-    session = login(server.base, uploads[0].case)
-    cookies, headers = session.cookies.get_dict(), dict(session.headers)
+    auth = login(server.base, uploads[0].case)
     barrier = threading.Barrier(len(uploads) + 1)
     threads = [
-        threading.Thread(target=upload_one, args=(server.base, up, cookies, headers, barrier))
-        for up in uploads
+        threading.Thread(target=upload_one, args=(server.base, up, auth, barrier)) for up in uploads
     ]
     for t in threads:
         t.start()

@@ -376,17 +376,13 @@ def first_after_change(views: dict[str, Callable[[], Any]], db: Database, times:
     from gallery.cache import new_generation
 
     use(db)
-    found = {}
-    for path in URLS:
-        spent = []
+    found = {path: Result() for path in URLS}
+    for path, result in found.items():
         for _ in range(times):
             new_generation()
-            t0 = time.perf_counter()
-            views[path]()
-            spent.append((time.perf_counter() - t0) * 1000)
-        found[path] = statistics.median(spent)
+            timed(views[path], result)
     use(db)  # back to the database's own generation
-    return found
+    return {path: result.median for path, result in found.items()}
 
 
 def page_check(path: str, response: Any) -> str:
