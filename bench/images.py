@@ -71,7 +71,9 @@ def vips_encode(big: Any, size: Size, fmt: str, opts: dict[str, Any], q: int) ->
     return frame.heifsave_buffer(Q=q, effort=effort, bitdepth=8, compression="av1", keep="none")
 
 
-def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
+def child_render(
+    side: str, path: str, width: int, height: int, sizes: list[Size], spec: dict
+) -> None:
     """Render the full frame as the project or pyvips builds a photo's set; one JSON line."""
     formats, qs = spec["formats"], spec["vips_q"]
     t0 = time.perf_counter()
@@ -81,7 +83,7 @@ def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: 
         import pyvips
     import_s, import_kb = time.perf_counter() - t0, vm_kb("VmRSS")
     if side == "project":
-        crop = images.centred_crop(w, h, w / h)
+        crop = images.centred_crop(width, height, width / height)
         with open(path, "rb") as fp:
             t0 = time.perf_counter()
             out = [o[3] for o in images.render_crop(fp, crop, sizes, formats=tuple(formats))]
@@ -93,7 +95,7 @@ def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: 
     print(json.dumps(result | {"hwm_kb": vm_kb("VmHWM"), "bytes": sum(map(len, out))}))
 
 
-def child_quality(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
+def child_quality(path: str, width: int, height: int, sizes: list[Size], spec: dict) -> None:
     """SSIMULACRA2 and bytes of each output, the project's at its qualities and pyvips' at
     the Qs of a bisection to the same score, against the source fully decoded and
     downscaled by Lanczos 3."""
@@ -126,7 +128,7 @@ def child_quality(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> N
             lo, hi = (mid, hi) if rows[-1][5] < target else (lo, mid)
 
     rows = []
-    crop = images.centred_crop(w, h, w / h)
+    crop = images.centred_crop(width, height, width / height)
     big = vips_decode(pyvips, path, max(sizes))
     for fmt in spec["formats"]:
         with open(path, "rb") as fp:
@@ -195,13 +197,7 @@ def run_child(kind: str, job: dict) -> tuple[Any, float, int]:
 
 
 def job(inp: dict, sizes: list[Size], spec: dict) -> dict:
-    return {
-        "path": inp["path"],
-        "w": inp["width"],
-        "h": inp["height"],
-        "sizes": sizes,
-        "spec": spec,
-    }
+    return {key: inp[key] for key in ("path", "width", "height")} | {"sizes": sizes, "spec": spec}
 
 
 def measure(sides: dict[str, dict], inp: dict, sizes: list[Size], spec: dict, rep: int) -> None:
