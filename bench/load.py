@@ -252,15 +252,10 @@ def upload_one(base: str, up: Upload, auth: dict[str, Any], barrier: threading.B
 def run_uploads(server: app.Server, uploads: list[Upload]) -> Stats:
     auth = login(server.base, uploads[0].case)
     barrier = threading.Barrier(len(uploads) + 1)
-    threads = [
-        threading.Thread(target=upload_one, args=(server.base, up, auth, barrier)) for up in uploads
-    ]
-    for t in threads:
-        t.start()
-    with watch(server) as stats:
-        barrier.wait()
-        for t in threads:
-            t.join()
+    with watch(server) as stats, ThreadPoolExecutor(len(uploads)) as pool:
+        for up in uploads:
+            pool.submit(upload_one, server.base, up, auth, barrier)
+        barrier.wait()  # the pool's threads are all waiting: release them together
     return stats
 
 
