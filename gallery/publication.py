@@ -287,17 +287,27 @@ def _rendition_names(photo_ids: list[int]) -> set[str]:
     return {r["name"] for renditions in rows for r in renditions}
 
 
-def build_renditions(case: Case, view: str | None = None) -> None:
+def has_public_set(photo: Photo) -> bool:
+    """Whether a photo's renditions include every public format, not only the JPEGs."""
+    return set(images.RENDITION_FORMATS) <= {r["format"] for r in photo.renditions}
+
+
+def build_renditions(case: Case, view: str | None = None, public: bool = False) -> None:
     """(Re)build the renditions of a case's photos, pair by pair (only ``view``'s when
     given: an upload or a crop changes one pair, and the others need no new work).
 
     New files are written first; the rows switch to them in one transaction; the old
     files are deleted after commit. Then public storage is brought in step.
 
-    A photo without its partner gets the JPEG renditions only: the staff preview and the
-    checks read those, and only complete pairs are ever public. The AVIF and WebP ones
-    come when the pair is complete (and its crop is known), so they are made only once.
+    Staff previews first, the public set later: until a case is published (or ``public``
+    says it is about to be), its photos get the JPEG renditions only, which the staff
+    pages, the previews and the checks read. The AVIF and WebP renditions, which cost most
+    of the rendering time, are made for a complete pair of a published case: by
+    ``build_public_set`` when it is published, and here after any change to it later.
+    So a photographer's upload or crop waits for the JPEGs alone, and a case that is
+    never published never costs its public set.
     """
+    public = public or case.status == Case.Status.PUBLISHED
     photos = list(case.photos.all() if view is None else case.photos.filter(view=view))
     by_view: dict[str, dict[str, Photo]] = {}
     for photo in photos:
@@ -308,7 +318,7 @@ def build_renditions(case: Case, view: str | None = None) -> None:
             group = [roles["before"], roles["after"]]
             align_pair(*group)
             crops = list(pair_crops(*group))
-            formats = images.RENDITION_FORMATS
+            formats = images.RENDITION_FORMATS if public else ("jpeg",)
         else:
             group = list(roles.values())
             crops = [images.centred_crop(p.width, p.height, p.width / p.height) for p in group]
@@ -348,6 +358,17 @@ def build_renditions(case: Case, view: str | None = None) -> None:
                 new_generation()
             raise
     sync_public_files(case.pk)
+
+
+def build_public_set(case: Case) -> None:
+    """Render the public formats of every complete pair that has only its JPEGs, before
+    the case is published (``workflow.publish``), so that it never goes public with a
+    pair it could not show. Runs in the caller's process on any tasks backend: the
+    reviewer's publish waits for it, and no published case waits for a worker."""
+    pairs = Case.objects.get(pk=case.pk).complete_pairs()
+    views = sorted({b.view for b, a in pairs if not (has_public_set(b) and has_public_set(a))})
+    for view in views:
+        build_renditions(case, view, public=True)
 
 
 @task
@@ -394,6 +415,16 @@ def sync_public_files(case_id: int) -> bool:
 def _sync_public_files(case: Case) -> bool:
     case_id = case.pk
     if case.is_public:
+        lacking = [
+            b.view
+            for b, a in case.complete_pairs()
+            if not has_public_set(b) or not has_public_set(a)
+        ]
+        if lacking:
+            # Only JPEGs (a crop landed while the case was being published): the public set
+            # first; its build ends with this same sync (in a worker, or here and now).
+            build_case_renditions.enqueue(case_id)
+            return Case.objects.public().filter(pk=case_id).exists()
         pair_ids = {p.pk for pair in case.complete_pairs() for p in pair}
         for photo in case.photos.all():
             if photo.pk in pair_ids and not photo.public_key:
