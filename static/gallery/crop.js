@@ -118,7 +118,8 @@
     help.className = "hint";
     help.id = id + "-help";
     help.textContent = "Drag the photo, or use the arrow keys, to move it; pinch, " +
-      "the mouse wheel or + and − to zoom; [ and ] turn it by 0.1° (with Shift, by 1°).";
+      "the mouse wheel or + and − to zoom; the [\u00a0and\u00a0] keys turn it by 0.1° " +
+      "(with Shift, by 1°).";
     var tools = document.createElement("div");
     tools.className = "crop-tools";
     var opacityLabel = document.createElement("label");
@@ -151,43 +152,45 @@
     var limit = fields.limit;
     var turnBox = document.createElement("div");
     turnBox.className = "crop-turn";
+    var turnHead = document.createElement("div");
+    turnHead.className = "crop-tools";
     var turnLabel = document.createElement("label");
     turnLabel.htmlFor = id + "-turn";
+    turnLabel.className = "crop-turn-label";
     turnLabel.textContent = "Turn";
+    var turnOut = document.createElement("output");
+    turnOut.htmlFor = id + "-turn";
+    turnOut.className = "crop-turn-value";
+    var turnRow = document.createElement("div");
+    turnRow.className = "crop-turn-row";
     var slider = document.createElement("input");
     slider.type = "range";
     slider.id = id + "-turn";
     slider.min = String(-limit);
     slider.max = String(limit);
     slider.step = String(TURN_STEP);
-    var turnOut = document.createElement("output");
-    turnOut.htmlFor = slider.id;
-    turnOut.className = "crop-turn-value";
-    var turnTools = document.createElement("div");
-    turnTools.className = "crop-tools";
-    function turnButton(text, label, cls) {
+    function turnButton(parent, text, label, cls) {
       var b = button(text, label, cls);
-      turnTools.appendChild(b);
+      parent.appendChild(b);
       return b;
     }
-    var turnLeft = turnButton("↺", "Turn anticlockwise by 0.1°", "crop-turn-left");
-    var turnRight = turnButton("↻", "Turn clockwise by 0.1°", "crop-turn-right");
-    var straighten = turnButton("Straighten", "Straighten: no turn", "crop-straighten");
+    turnHead.appendChild(turnLabel);
+    turnHead.appendChild(turnOut);
+    var straighten = turnButton(turnHead, "Straighten", "", "crop-straighten");
     var saved = fields.turn ? num(fields.turn.dataset.saved, 0) : 0;
-    var back = turnButton("Back to " + shortTurn(saved),
-      "Back to the saved turn, " + turnText(saved), "crop-saved-turn");
+    var back = turnButton(turnHead, "Back to saved (" + shortTurn(saved) + ")", "",
+      "crop-saved-turn");
     back.hidden = !saved;
-    turnBox.appendChild(turnLabel);
-    turnBox.appendChild(slider);
-    turnBox.appendChild(turnOut);
+    var turnLeft = turnButton(turnRow, "↺", "Turn anticlockwise by 0.1°", "crop-turn-left");
+    turnRow.appendChild(slider);
+    var turnRight = turnButton(turnRow, "↻", "Turn clockwise by 0.1°", "crop-turn-right");
+    turnBox.appendChild(turnHead);
+    turnBox.appendChild(turnRow);
     ui.appendChild(stage);
     ui.appendChild(readout);
     ui.appendChild(help);
     ui.appendChild(tools);
-    if (fields.turn) {
-      ui.appendChild(turnBox);
-      ui.appendChild(turnTools);
-    }
+    if (fields.turn) ui.appendChild(turnBox);
     var box = form.querySelector(".crop-fields");
     box.parentNode.insertBefore(ui, box);
     box.hidden = true;
