@@ -218,8 +218,9 @@
       slider.value = String(state.turn);
       slider.setAttribute("aria-valuetext", turnText(state.turn));
       turnOut.textContent = shortTurn(state.turn);
-      straighten.disabled = !state.turn;
-      back.disabled = state.turn === saved;
+      // aria-disabled rather than disabled: a button pressed from the keyboard keeps focus.
+      straighten.setAttribute("aria-disabled", String(!state.turn));
+      back.setAttribute("aria-disabled", String(state.turn === saved));
     }
 
     // Keep the zoom and centre where the server will put them, so the fields say what
