@@ -7,6 +7,7 @@ pointed at them are gone (``transaction.on_commit``).
 
 import contextlib
 import logging
+import math
 import secrets
 from datetime import timedelta
 from typing import BinaryIO
@@ -147,21 +148,41 @@ def pair_crops(before: Photo, after: Photo) -> tuple[images.Crop, images.Crop]:
     return crops[0], crops[1]
 
 
-def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -> None:
-    """Crop one photo at this zoom and centre (fractions of the photo), keeping the shape
-    of its pair, and render the pair again; the original is never altered.
+# How far staff may turn a photo in the crop editor, either way (degrees); a larger turn
+# the alignment found (up to ``alignment.MAX_ROTATION``) may be kept or reduced.
+ROTATION_LIMIT = 15.0
+
+
+def rotation_limit(photo: Photo) -> float:
+    """The largest turn, either way, ``set_pair_crop`` accepts for this photo."""
+    return max(ROTATION_LIMIT, math.ceil(abs(photo.rotation or 0.0) * 10) / 10)
+
+
+def set_pair_crop(
+    photo: Photo, zoom: float, centre_x: float, centre_y: float, rotation: float | None = None
+) -> None:
+    """Crop one photo at this zoom and centre (fractions of the photo), turned by
+    ``rotation`` (degrees, as ``Photo.rotation``; None keeps the photo's turn), keeping the
+    shape of its pair, and render the pair again, once; the original is never altered.
 
     The shape is the partner's own crop when it has one, else the pair's common aspect;
     a partner still on its default crop gets that default fixed to the same shape, so the
-    two crops stay equal in shape whichever is adjusted later."""
+    two crops stay equal in shape whichever is adjusted later. A turned crop stays inside
+    the photo (``images.crop_at``), as an aligned one does. A turn beyond
+    ``rotation_limit`` raises ValueError before anything is stored."""
+    if rotation is None:
+        rotation = photo.rotation or 0.0
+    if not math.isfinite(rotation) or abs(rotation) > rotation_limit(photo):
+        raise ValueError(f"A turn of {rotation}° is beyond ±{rotation_limit(photo)}°.")
+    rotation = round(rotation, 3)
     partner = (
         Photo.objects.filter(case_id=photo.case_id, view=photo.view).exclude(pk=photo.pk).first()
     )
     sizes = [(photo.width, photo.height)] + ([(partner.width, partner.height)] if partner else [])
     aspect = (partner and partner.crop_aspect()) or images.common_aspect(sizes)
-    crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y)
+    crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y, rotation)
     with transaction.atomic():
-        Photo.objects.filter(pk=photo.pk).update(**_crop_fields(crop))
+        Photo.objects.filter(pk=photo.pk).update(**_crop_fields(crop), rotation=rotation or None)
         if partner and partner.crop_left is None:
             own = images.centred_crop(partner.width, partner.height, aspect)
             Photo.objects.filter(pk=partner.pk).update(**_crop_fields(own))
