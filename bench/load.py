@@ -230,19 +230,24 @@ def login(base: str, case: int) -> dict[str, Any]:
     token = CSRF_INPUT.search(html)
     if not token or 'id="upload"' not in html:
         raise SystemExit("the staff case page has no upload form")
-    headers = {"X-CSRFToken": token.group(1), "Origin": base, "Accept": "*/*"}
-    return {"cookies": session.cookies.get_dict(), "headers": headers, "timeout": 300}
+    return {"cookies": session.cookies.get_dict(), "headers": {"X-CSRFToken": token.group(1)}}
 
 
 def upload_one(base: str, up: Upload, auth: dict[str, Any], barrier: threading.Barrier) -> None:
-    """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken."""
+    """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken; the body
+    is encoded before the clock starts."""
     page = f"{base}/staff/cases/{up.case}/"
-    auth = auth | {"headers": auth["headers"] | {"Referer": page}}
     files = {"file": (up.name, up.data, "image/jpeg")}
+    headers = auth["headers"] | {"Origin": base, "Referer": page, "Accept": "*/*"}
+    post = requests.Request("POST", f"{page}photos/", headers, files, UPLOAD_FIELDS)
+    post.cookies = auth["cookies"]
+    session = requests.Session()
+    session.trust_env = False  # loopback: no proxy from the environment
     try:
+        request = post.prepare()
         barrier.wait()  # every upload starts at the same moment
         t0 = time.perf_counter()
-        resp = requests.post(f"{page}photos/", UPLOAD_FIELDS, files=files, **auth)
+        resp = session.send(request, timeout=300)
         up.status, up.seconds = resp.status_code, time.perf_counter() - t0
         up.error = "" if resp.status_code == 201 else f"HTTP {resp.status_code} {resp.text[:70]}"
     except (requests.RequestException, threading.BrokenBarrierError) as exc:
