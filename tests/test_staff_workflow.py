@@ -319,3 +319,31 @@ def test_an_upload_renders_only_its_own_view(client, photographer, patient_with_
         p.pk: [r["name"] for r in p.renditions] for p in case.photos.filter(view="front")
     } == front
     assert case.photos.get(view="close_up").rendered_at is not None
+
+
+def test_a_published_pair_with_only_its_jpegs_gets_its_public_set_from_the_sync(
+    django_capture_on_commit_callbacks,
+):
+    """A crop saved while the case was being published leaves a published pair with its
+    JPEGs only: the next sync renders the public set before putting the pair up."""
+    from django.utils import timezone
+
+    from gallery.publication import add_photo, build_renditions, sync_publication
+    from tests.conftest import make_case
+
+    case = make_case(photos=False, status=Case.Status.REVIEW, published_at=None)
+    for role in ("before", "after"):
+        add_photo(case, role, "front", io.BytesIO(skin_jpeg(4, 3, role, (600, 400))), "p.jpg")
+    build_renditions(case)
+    assert {r["format"] for p in case.photos.all() for r in p.renditions} == {"jpeg"}
+    reviewer = make_user(groups=["Reviewers"])
+    Case.objects.filter(pk=case.pk).update(
+        status=Case.Status.PUBLISHED, reviewed_by=reviewer, published_at=timezone.now()
+    )
+    assert not case.photos.exclude(public_key="").exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        sync_publication()
+    for photo in case.photos.all():
+        assert {r["format"] for r in photo.renditions} == {"avif", "webp", "jpeg"}
+        assert photo.public_key
+    assert list(Case.objects.public()) == [case]
