@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -44,22 +45,13 @@ def environment(tmp: Path, database_url: str = "", **extra: str) -> dict[str, st
     env = {k: v for k, v in os.environ.items() if k not in DROPPED}
     env = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)  # uploads spooled to disk go there too
-    env |= {
-        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "MEDIA_ROOT": f"{tmp}/media",
-        "CACHE_DIR": f"{tmp}/cache",
-        "STATIC_ROOT": f"{tmp}/staticfiles",
-        "TMPDIR": f"{tmp}/tmp",
-        "DJANGO_SETTINGS_MODULE": "clinic.settings",
-        "DJANGO_SECRET_KEY": "bench-only",
-        "DJANGO_DEBUG": "off",
-        "DJANGO_HTTPS": "off",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ written into the repository
-    }
-    return env | extra
+    env["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    env |= {"MEDIA_ROOT": f"{tmp}/media", "CACHE_DIR": f"{tmp}/cache", "TMPDIR": f"{tmp}/tmp"}
+    env |= {"STATIC_ROOT": f"{tmp}/staticfiles", "DJANGO_SETTINGS_MODULE": "clinic.settings"}
+    env |= {"DJANGO_SECRET_KEY": "bench-only", "DJANGO_DEBUG": "off", "DJANGO_HTTPS": "off"}
+    env |= {"DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING"}
+    # PYTHONDONTWRITEBYTECODE: no __pycache__ written into the repository.
+    return env | {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"} | extra
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 900) -> str:
@@ -85,6 +77,27 @@ def setup(env: dict[str, str], count: int = 30) -> None:
     manage(env, "migrate", "--noinput")
     manage({**env, "DJANGO_DEBUG": "on"}, "seed_demo", "--count", str(count))
     manage(env, "collectstatic", "--noinput")
+
+
+@contextmanager
+def scratch(
+    prefix: str, count: int, database_url: str = "", keep: tuple[str, ...] = (), **extra: str
+) -> Iterator[tuple[dict[str, str], Path]]:
+    """A temporary directory holding the app's environment, migrated and seeded; removed at
+    the end but for the folders in ``keep``. SIGTERM unwinds as Ctrl-C does."""
+    on_sigterm()
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    env = environment(tmp, database_url, **extra)
+    print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
+    print(f"Setup ({os.cpu_count()} CPUs, load average {loadavg()}):", flush=True)
+    try:
+        setup(env, count)
+        yield env, tmp
+    finally:
+        for path in tmp.iterdir() if keep else [tmp]:
+            if path.is_dir() and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+        (tmp / "bench.sqlite3").unlink(missing_ok=True)
 
 
 def shell_json(env: dict[str, str], code: str) -> Any:
@@ -118,13 +131,11 @@ class Server:
         return self.tmp / "gunicorn.log"
 
     def workers(self) -> list[int]:
-        """gunicorn's workers: the master's children, from /proc."""
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError):
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                    pids.append(int(stat.parent.name))
-        return sorted(pids)
+        """gunicorn's workers: the master's children."""
+        master = str(self.proc.pid)
+        return sorted(
+            int(p.name) for p in Path("/proc").glob("[0-9]*") if stat(p.name)[1:2] == [master]
+        )
 
     def cpu(self) -> float:
         """CPU seconds of the current workers, all their threads."""
@@ -135,9 +146,8 @@ class Server:
 def gunicorn(
     env: dict[str, str], tmp: Path, *options: str, workers: int = 2, stop_timeout: float = 30
 ) -> Iterator[Server]:
-    """gunicorn for the duration of the block, ready when every worker has answered. The
-    master leads its own process group, so stopping that group reaches its workers and
-    nothing else. Logs go to files: a pipe nobody drains blocks the workers."""
+    """gunicorn for the block, in its own process group; logs go to files, since a pipe
+    nobody drains blocks the workers."""
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "clinic.wsgi:application", "--bind", f"{HOST}:{port}"]
     cmd += ["--workers", str(workers), "--access-logformat", ACCESS_FORMAT]
@@ -156,9 +166,7 @@ def gunicorn(
 
 
 def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
-    """Until every worker has answered /healthz, not only the first: a worker still
-    importing Django when a load opens its connections would get none of them. The access
-    log's pid field says who answered."""
+    """Until every worker has answered /healthz (the access log's pid says who answered)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
@@ -180,8 +188,7 @@ def wait_ready(server: Server, workers: int, timeout: float = 90) -> None:
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """Stop a process started in its own group (SIGTERM, SIGKILL after ``timeout``), and
-    whatever it left behind in the group."""
+    """SIGTERM to a process's own group, SIGKILL after ``timeout`` and to any leftover."""
     with contextlib.suppress(ProcessLookupError):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # graceful: gunicorn's master stops its workers
@@ -211,23 +218,32 @@ def first_case_path(server: Server) -> str:
     return urlsplit(json.loads(body)["results"][0]["url"]).path
 
 
+def stat(pid: int | str) -> list[str]:
+    """/proc/PID/stat from its third field (state, ppid, ...); [] once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, all its threads (a gthread worker serves in threads)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
-# ---------------------------------------------------------------------------------------
-# wrk
+def reap(proc: subprocess.Popen) -> tuple[str, Any]:
+    """A child's whole stdout, then its exit (``returncode`` set) and its own rusage."""
+    with proc.stdout:  # type: ignore[union-attr]
+        out = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return out, usage
 
 
 @dataclass
 class Load:
-    """One wrk run; ``hist``: its latencies as {seconds: weight}, each of its 1,000
-    permilles weighing a thousandth of the requests, so that several runs pool."""
+    """One wrk run; ``hist``: latencies {seconds: weight}, each permille a 1,000th of it."""
 
     seconds: float
     requests: int = 0
@@ -236,11 +252,17 @@ class Load:
     hits: int = 0  # answers with X-Cache: hit
     body: int = 0  # bodies only, as sent (compressed when the server compressed)
     client_cpu: float = 0.0  # CPU seconds of wrk
+    server_cpu: float = 0.0  # CPU seconds of the gunicorn workers meanwhile, when measured
     hist: Counter = field(default_factory=Counter)
 
     @property
     def rps(self) -> float:
         return (self.requests - self.not_200) / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Workers' CPU per answer: unlike req/s, barely moved by other load on the machine."""
+        return 1000 * self.server_cpu / max(1, self.requests)
 
     @property
     def errors(self) -> int:
@@ -268,8 +290,8 @@ def require_wrk() -> str:
 def wrk_start(
     url: str, seconds: int, conns: int, bust: str = "", **headers: str
 ) -> subprocess.Popen:
-    """wrk, one thread, ``conns`` closed-loop keep-alive connections, a browser's Accept
-    unless ``headers`` say otherwise; with ``bust``, every request misses the page cache."""
+    """wrk, one thread, ``conns`` keep-alive connections, a browser's Accept unless ``headers``
+    say otherwise; with ``bust``, every request misses the page cache."""
     cmd = [require_wrk(), "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s"]
     for name, value in ({"Accept": HTML_ACCEPT} | headers).items():
         cmd += ["-H", f"{name.replace('_', '-')}: {value}"]
@@ -279,9 +301,7 @@ def wrk_start(
 
 def wrk_wait(proc: subprocess.Popen) -> Load:
     """The JSON line wrk.lua's done() prints, and wrk's own CPU from wait4."""
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, usage = reap(proc)
     line = next((x for x in out.splitlines() if x.startswith("{")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out[-2000:]}")
@@ -302,14 +322,9 @@ def quantile(hist: Counter, q: float) -> float:
     return max(hist, default=float("nan"))  # rounding left the last weight short
 
 
-# ---------------------------------------------------------------------------------------
-# Photos
-
-
 def camera_photo(size: tuple[int, int], seed: int, after: bool = False, grain: int = 10) -> Any:
-    """An RGB image with a photo's statistics, so the encoders do real work: a synthetic
-    skin patch upscaled, a colour card and a ruler (sharp edges, saturated flats), hair-like
-    strokes, then sensor-like noise (camera JPEGs' ~0.25 B/px is what decoding costs)."""
+    """An RGB image with a photo's statistics, so the encoders do real work: a skin patch, a
+    colour card and a ruler (sharp edges, saturated flats), hair-like strokes, sensor noise."""
     import random
 
     from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -362,10 +377,6 @@ def camera_exif(orientation: int = 1, taken: str = "2026:05:01 10:00:00") -> byt
     return exif.tobytes()
 
 
-# ---------------------------------------------------------------------------------------
-# Output and signals
-
-
 def print_table(rows: list[list[str]], header: list[str], indent: str = "") -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
@@ -378,10 +389,9 @@ def print_table(rows: list[list[str]], header: list[str], indent: str = "") -> N
 def print_verdicts(verdicts: list[tuple[str, str, str, bool | None]], first: str) -> None:
     """The closing table: what was measured against its target; None: no verdict."""
     results = {True: "PASS", False: "FAIL", None: "-"}
+    rows = [[*v[:3], results[v[3]]] for v in verdicts]
     print()
-    print_table(
-        [[*v[:3], results[v[3]]] for v in verdicts], [first, "measured", "target", "result"]
-    )
+    print_table(rows, [first, "measured", "target", "result"])
 
 
 def loadavg() -> str:

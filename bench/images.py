@@ -1,9 +1,5 @@
 #!/usr/bin/env python
-"""The gallery's rendition pipeline against pyvips in one process. See bench/README.md.
-
-Every measurement runs in a fresh process, and the parent imports neither Pillow nor pyvips:
-Linux charges a child's pre-exec memory (the parent's) to the child's ru_maxrss.
-"""
+"""The gallery's rendition pipeline against pyvips in one process. See bench/README.md."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import defaultdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,7 +71,9 @@ def vips_encode(big: Any, size: Size, fmt: str, opts: dict[str, Any], q: int) ->
     return frame.heifsave_buffer(Q=q, effort=effort, bitdepth=8, compression="av1", keep="none")
 
 
-def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
+def child_render(
+    side: str, path: str, width: int, height: int, sizes: list[Size], spec: dict
+) -> None:
     """Render the full frame as the project or pyvips builds a photo's set; one JSON line."""
     formats, qs = spec["formats"], spec["vips_q"]
     t0 = time.perf_counter()
@@ -85,7 +83,7 @@ def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: 
         import pyvips
     import_s, import_kb = time.perf_counter() - t0, vm_kb("VmRSS")
     if side == "project":
-        crop = images.centred_crop(w, h, w / h)
+        crop = images.centred_crop(width, height, width / height)
         with open(path, "rb") as fp:
             t0 = time.perf_counter()
             out = [o[3] for o in images.render_crop(fp, crop, sizes, formats=tuple(formats))]
@@ -97,18 +95,7 @@ def child_render(side: str, path: str, w: int, h: int, sizes: list[Size], spec: 
     print(json.dumps(result | {"hwm_kb": vm_kb("VmHWM"), "bytes": sum(map(len, out))}))
 
 
-def child_profile(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
-    import cProfile
-    import pstats
-
-    images = import_project()
-    crop = images.centred_crop(w, h, w / h)
-    with open(path, "rb") as fp, cProfile.Profile() as profiler:
-        images.render_crop(fp, crop, sizes, formats=tuple(spec["formats"]))
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(14)
-
-
-def child_quality(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> None:
+def child_quality(path: str, width: int, height: int, sizes: list[Size], spec: dict) -> None:
     """SSIMULACRA2 and bytes of each output, the project's at its qualities and pyvips' at
     the Qs of a bisection to the same score, against the source fully decoded and
     downscaled by Lanczos 3."""
@@ -141,7 +128,7 @@ def child_quality(path: str, w: int, h: int, sizes: list[Size], spec: dict) -> N
             lo, hi = (mid, hi) if rows[-1][5] < target else (lo, mid)
 
     rows = []
-    crop = images.centred_crop(w, h, w / h)
+    crop = images.centred_crop(width, height, width / height)
     big = vips_decode(pyvips, path, max(sizes))
     for fmt in spec["formats"]:
         with open(path, "rb") as fp:
@@ -174,82 +161,62 @@ def child_inputs(outdir: str, quick: bool) -> None:
     print(json.dumps({"inputs": facts, "options": images.ENCODE_OPTIONS} | formats))
 
 
-def child_main(argv: list[str]) -> int:
-    """A positional protocol rather than argparse, which would add ~1.6 MB to every child."""
-    if argv[0] == "inputs":
-        child_inputs(argv[1], quick=argv[2:] == ["quick"])
+def child_main(kind: str, job: str) -> int:
+    """A JSON argument rather than argparse, which would add ~1.6 MB to every child."""
+    args = json.loads(job)
+    if kind == "inputs":
+        child_inputs(**args)
         return 0
-    path, upright, sizes, spec = argv[1:]
-    w, h = (int(v) for v in upright.split("x"))
-    pairs = [(int(a), int(b)) for a, b in (s.split("x") for s in sizes.split(","))]
-    child = {"profile": child_profile, "quality": child_quality}.get(argv[0])
-    (child or partial(child_render, argv[0]))(path, w, h, pairs, json.loads(spec))
+    args["sizes"] = [tuple(size) for size in args["sizes"]]
+    child = child_quality if kind == "quality" else partial(child_render, kind)
+    child(**args)
     return 0
 
 
 # ---------------------------------------------------------------------------------------
-# Parent side: spawn, time and compare. Standard library only.
+# Parent side: spawn, time and compare. Standard library only (app.py too).
 
 
-@dataclass
-class Run:
-    wall_s: float  # the whole child process, spawn to reap
-    maxrss_kb: int  # ru_maxrss of exactly this child (os.wait4)
-    stdout: str
-
-
-def run_child(cmd: list[str]) -> Run:
+def run_child(kind: str, job: dict) -> tuple[Any, float, int]:
+    """One child: its JSON output, its wall time (spawn to reap), its own ru_maxrss (KB)."""
     import subprocess
     import tempfile
 
+    import app
+
+    cmd = [sys.executable, str(SCRIPT), "--child", kind, json.dumps(job)]
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        stdout = proc.stdout.read().decode()  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        out, usage = app.reap(proc)
         wall = time.perf_counter() - t0
-        proc.stdout.close()  # type: ignore[union-attr]
-        if os.waitstatus_to_exitcode(status) != 0:
+        if proc.returncode:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-3000:]}")
-    return Run(wall, usage.ru_maxrss, stdout)
+    return json.loads(out), wall, usage.ru_maxrss
 
 
-@dataclass
-class Side:
-    """One side's measurements of one task across reps."""
-
-    render_s: list[float] = field(default_factory=list)  # the rendering only
-    proc_s: list[float] = field(default_factory=list)  # the whole child process
-    import_s: list[float] = field(default_factory=list)
-    rss_kb: list[int] = field(default_factory=list)
-    import_kb: list[int] = field(default_factory=list)
-    hwm_kb: list[int] = field(default_factory=list)
-    bytes: int = 0
+def job(inp: dict, sizes: list[Size], spec: dict) -> dict:
+    return {key: inp[key] for key in ("path", "width", "height")} | {"sizes": sizes, "spec": spec}
 
 
-def child_cmd(kind: str, inp: dict, sizes: list[Size], spec: dict) -> list[str]:
-    size_text = ",".join(f"{w}x{h}" for w, h in sizes)
-    upright = f"{inp['width']}x{inp['height']}"
-    args = [kind, inp["path"], upright, size_text, json.dumps(spec)]
-    return [sys.executable, str(SCRIPT), "--child", *args]
-
-
-def measure(sides: dict[str, Side], inp: dict, sizes: list[Size], spec: dict, rep: int) -> None:
-    # Alternate which side goes first, so neither always gets the cooler CPU and caches.
+def measure(sides: dict[str, dict], inp: dict, sizes: list[Size], spec: dict, rep: int) -> None:
+    """Each side once, its figures appended to its lists; the order swaps every rep, so
+    neither always gets the cooler CPU and caches."""
     for kind in ("project", "vips") if rep % 2 == 0 else ("vips", "project"):
-        run = run_child(child_cmd(kind, inp, sizes, spec))
-        data, side = json.loads(run.stdout) | {"proc_s": run.wall_s}, sides[kind]
-        for key in ("render_s", "proc_s", "import_s", "import_kb", "hwm_kb"):
-            getattr(side, key).append(data[key])
-        side.rss_kb.append(run.maxrss_kb)
-        side.bytes = data["bytes"]
+        data, wall, maxrss = run_child(kind, job(inp, sizes, spec))
+        for key, value in (data | {"proc_s": wall, "rss_kb": maxrss}).items():
+            sides[kind][key].append(value)
+
+
+def new_sides() -> dict[str, dict]:
+    return {"project": defaultdict(list), "vips": defaultdict(list)}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:  # before any parent-only import
-        return child_main(argv[1:])
+        return child_main(*argv[1:])
     import argparse
     import shutil
     import tempfile
@@ -258,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (5)")
     parser.add_argument("--quick", action="store_true", help="1 rep, 12 MP JPEG only")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    parser.add_argument("--profile", action="store_true", help="also cProfile the largest JPEG")
     parser.add_argument("--no-quality", action="store_true", help="skip the SSIMULACRA2 part")
     args = parser.parse_args(argv)
     args.reps = 1 if args.quick else args.reps
@@ -274,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: Any, workdir: Path) -> int:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, reps={args.reps}")
     print("Generating inputs ...", flush=True)
-    gen = [sys.executable, str(SCRIPT), "--child", "inputs", str(workdir), *["quick"][: args.quick]]
-    setup = json.loads(run_child(gen).stdout)
+    setup, _, _ = run_child("inputs", {"outdir": str(workdir), "quick": args.quick})
     inputs, formats, options = setup["inputs"], setup["formats"], setup["options"]
     for inp in inputs:
         print(
@@ -285,41 +250,32 @@ def bench(args: Any, workdir: Path) -> int:
     print("project options: " + "; ".join(f"{k}={v}" for k, v in options.items()))
     spec = {"formats": formats, "options": options}
     failed: list[str] = []
-    sys.path.insert(0, str(SCRIPT.parent))
-    from app import print_table  # stdlib only: a few MB on the parent's RSS, reported
-
     # pyvips is timed at the Q that gives the project's SSIMULACRA2 score at the largest
     # width (the same quality), or at the project's quality number when not measured.
     spec["vips_q"] = {f: o["quality"] for f, o in options.items()}
     if not args.no_quality:
         inp = next(i for i in inputs if i["name"] == QUALITY_INPUT)
-        sizes = [tuple(s) for s in inp["sizes"]]
         print(f"SSIMULACRA2 on {inp['name']}, bisecting pyvips' Q ...", flush=True)
-        quality = json.loads(run_child(child_cmd("quality", inp, sizes, spec)).stdout)
-        matched = quality_report(quality, formats, [s[0] for s in sizes], failed, print_table)
+        quality, _, _ = run_child("quality", job(inp, inp["sizes"], spec))
+        matched = quality_report(quality, formats, [s[0] for s in inp["sizes"]], failed)
         spec["vips_q"] |= {f: round(matched[f]) for f in formats if matched.get(f)}
     print("pyvips Q for the timing: " + ", ".join(f"{k}={v}" for k, v in spec["vips_q"].items()))
     tasks = []  # (input, what, sizes, spec, sides): the full set, then each single JPEG
     for inp in inputs:
-        sizes = [tuple(s) for s in inp["sizes"]]
-        tasks.append((inp, f"full set ({len(sizes) * len(formats)})", sizes, spec))
-        tasks += [(inp, f"jpeg {s[0]}", [s], spec | {"formats": ["jpeg"]}) for s in sizes]
-    tasks = [(*t, {"project": Side(), "vips": Side()}) for t in tasks]
+        sizes = inp["sizes"]
+        tasks.append((inp, f"full set ({len(sizes) * len(formats)})", sizes, spec, new_sides()))
+        jpeg = spec | {"formats": ["jpeg"]}
+        tasks += [(inp, f"jpeg {s[0]}", [s], jpeg, new_sides()) for s in sizes]
     print("Warm-up ...", flush=True)  # page cache, shared libraries
     for inp, what, sizes, sp, _ in tasks:
         if what.startswith("full"):
-            measure({"project": Side(), "vips": Side()}, inp, sizes, sp, 0)
+            measure(new_sides(), inp, sizes, sp, 0)
     for rep in range(args.reps):
         t0 = time.perf_counter()
         for inp, _, sizes, sp, sides in tasks:
             measure(sides, inp, sizes, sp, rep)
         print(f"rep {rep + 1}/{args.reps} done in {time.perf_counter() - t0:.1f} s", flush=True)
-    failed += report(tasks, args.reps, print_table)
-    if args.profile:
-        full_jpegs = [t for t in tasks if "jpeg" in t[0]["name"] and t[1].startswith("full")]
-        inp, _, sizes, sp, _ = max(full_jpegs, key=lambda t: t[0]["width"])
-        print(f"\ncProfile of render_crop, full set, {inp['name']} (sorted by own time):")
-        print(run_child(child_cmd("profile", inp, sizes, sp)).stdout)
+    failed += report(tasks, args.reps)
     if failed:
         print(f"\n{len(failed)} target(s) missed: {', '.join(failed)}")
     return 1 if failed and args.strict else 0
@@ -337,8 +293,10 @@ def at_score(curve: list[list], score: float, col: int) -> float | None:
     return None  # outside the swept range: no honest figure
 
 
-def quality_report(rows: list, formats: list, widths: list, failed: list, table: Any) -> dict:
+def quality_report(rows: list, formats: list, widths: list, failed: list) -> dict:
     """Per format and width: the project's bytes over pyvips' bytes at the same score."""
+    import app
+
     out, matched = [], {}
     for fmt in formats:
         ours_total = vips_total = 0.0
@@ -364,13 +322,15 @@ def quality_report(rows: list, formats: list, widths: list, failed: list, table:
     print("\nBytes at equal SSIMULACRA2 (vs the source downscaled by Lanczos 3): pyvips' KB and")
     print("Q interpolated between the two Qs that bracket the project's score (log bytes):")
     head = ["format", "width", "our q", "score", "our KB", "vips Q", "vips KB", "ratio"]
-    table(out, [*head, "target", "result"])
+    app.print_table(out, [*head, "target", "result"])
     return matched
 
 
-def report(tasks: list, reps: int, table: Any) -> list[str]:
+def report(tasks: list, reps: int) -> list[str]:
     import resource
     from statistics import median
+
+    import app
 
     parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     failed, rows, memory, overheads = [], [], [], []
@@ -378,28 +338,35 @@ def report(tasks: list, reps: int, table: Any) -> list[str]:
         ours, vips = sides["project"], sides["vips"]
         name, full = inp["name"], what.startswith("full")
         target = TARGET_FULL_SET if full else TARGET_SINGLE_JPEG
-        ratios = [p / max(1e-6, v) for p, v in zip(ours.render_s, vips.render_s, strict=True)]
-        procs = [p / max(1e-6, v) for p, v in zip(ours.proc_s, vips.proc_s, strict=True)]
+        ratios = [p / max(1e-6, v) for p, v in zip(ours["render_s"], vips["render_s"], strict=True)]
+        procs = [p / max(1e-6, v) for p, v in zip(ours["proc_s"], vips["proc_s"], strict=True)]
         ratio = median(ratios)
         if ratio > target:
             failed.append(f"{name} {what}")
-        rows.append([name, what, f"{median(ours.render_s):.3f}", f"{median(vips.render_s):.3f}"])
+        rows.append(
+            [name, what, f"{median(ours['render_s']):.3f}", f"{median(vips['render_s']):.3f}"]
+        )
         rows[-1] += [f"{ratio:.2f}x", f"<={target:.1f}x", "PASS" if ratio <= target else "FAIL"]
-        rows[-1] += [f"{median(procs):.2f}x", f"{ours.bytes / 1024:.0f}/{vips.bytes / 1024:.0f}"]
+        rows[-1] += [
+            f"{median(procs):.2f}x",
+            f"{ours['bytes'][-1] / 1024:.0f}/{vips['bytes'][-1] / 1024:.0f}",
+        ]
         rest = [
-            median(a - b - c for a, b, c in zip(s.proc_s, s.render_s, s.import_s, strict=True))
+            median(
+                a - b - c for a, b, c in zip(s["proc_s"], s["render_s"], s["import_s"], strict=True)
+            )
             for s in (ours, vips)
         ]
-        imports = [f"{median(s.import_s):.3f}" for s in (ours, vips)]
+        imports = [f"{median(s['import_s']):.3f}" for s in (ours, vips)]
         overheads.append([name, what, *imports, *(f"{r:.3f}" for r in rest)])
         if full:
-            peak = max(ours.rss_kb) / 1024
+            peak = max(ours["rss_kb"]) / 1024
             verdict = ["-", "-"]
             if name == MEMORY_INPUT:
                 verdict = [f"<={TARGET_PEAK_MB:.0f}", "PASS" if peak <= TARGET_PEAK_MB else "FAIL"]
                 if peak > TARGET_PEAK_MB:
                     failed.append(f"{name} peak memory")
-            mb = [max(x) / 1024 for x in (ours.import_kb, ours.hwm_kb, vips.rss_kb)]
+            mb = [max(x) / 1024 for x in (ours["import_kb"], ours["hwm_kb"], vips["rss_kb"])]
             memory.append([name, f"{peak:.1f}", *(f"{x:.1f}" for x in mb), *verdict])
     print(
         "\nTimes: medians over reps of the rendering alone (decode to encoded bytes), each side"
@@ -407,13 +374,13 @@ def report(tasks: list, reps: int, table: Any) -> list[str]:
         "\nproc ratio: the whole child processes instead; out KB: encoded bytes of one run."
     )
     head = ["input", "what", "project s", "pyvips s", "ratio", "target", "result", "proc ratio"]
-    table(rows, [*head, "out KB proj/vips"])
+    app.print_table(rows, [*head, "out KB proj/vips"])
     print("\nPeak memory of the full-set child (max over reps, MB), 'after imports' included:")
     head = ["input", "project peak", "after imports", "own VmHWM", "pyvips peak", "target"]
-    table(memory, [*head, "result"])
+    app.print_table(memory, [*head, "result"])
     print("\nOverheads (medians, s): imports and Python start+exit, outside the times above.")
     head = ["input", "what", "imports proj", "imports vips", "start+exit proj", "start+exit vips"]
-    table(overheads, head)
+    app.print_table(overheads, head)
     print(f"\nParent RSS {parent_mb:.1f} MB (a floor on every child's ru_maxrss).")
     if reps < 5:
         print(f"Only {reps} rep(s): medians are indicative, use --reps 5 or more.")

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ TARGET = 100  # the goal; --require-100 fails below it
 FLOOR = 95  # --strict fails below it
 PAGES = {"home": "/", "list": "/gallery/", "filtered": "/gallery/?fitzpatrick=4&concern=acne-scars"}
 PAGES |= {"case": "", "treatment": "/treatments/microneedling/"}  # case: the newest, from the API
+KEPT = ("reports",)  # folders; the server logs are files, kept too
 
 
 def lighthouse_cli() -> Path:
@@ -153,14 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(app.CHROMIUM).exists():
         raise SystemExit(f"{app.CHROMIUM} is missing: apt-get install chromium")
     cli = lighthouse_cli()
-    app.on_sigterm()
-    tmp = Path(tempfile.mkdtemp(prefix="gallery-lighthouse-"))
-    (tmp / "reports").mkdir()
-    env = app.environment(tmp)
-    print(f"Environment: {tmp} (DEBUG off, SQLite, own media, cache and static files)", flush=True)
     results = {}
-    try:
-        app.setup(env, args.count)
+    # The reports and the server logs are kept; the throwaway site is not.
+    with app.scratch("gallery-lighthouse-", args.count, keep=KEPT) as (env, tmp):
+        (tmp / "reports").mkdir()
         started = time.monotonic()
         with app.gunicorn(env, tmp, "--timeout", "60") as server:
             pages = {key: PAGES[key] for key in args.page or PAGES}
@@ -179,12 +175,6 @@ def main(argv: list[str] | None = None) -> int:
                 best = bool(args.best_of)
                 results[key] = measure(cli, server.base, key, path, count, tmp, best=best)
         print(f"\nTotal Lighthouse time {time.monotonic() - started:.0f}s\n")
-    finally:
-        # The reports and the server logs are kept; the throwaway site is not.
-        (tmp / "bench.sqlite3").unlink(missing_ok=True)
-        chromium = [p.name for p in tmp.glob("org.chromium.*")]
-        for name in ("media", "cache", "staticfiles", *chromium):
-            shutil.rmtree(tmp / name, ignore_errors=True)
     floor = TARGET if args.require_100 else FLOOR
     return report(results, args.strict or args.require_100, floor, tmp)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import io
 import math
 import os
@@ -14,21 +13,18 @@ import random
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 import app
+import requests
 
 MAX_UPLOAD_BYTES = 40 * 1024 * 1024  # clinic/settings.py
 MAX_UPLOAD_PIXELS = 60_000_000
@@ -49,6 +45,7 @@ LOG_PROBLEMS = {
 SHUTDOWN_PROBLEMS = ("worker timeout", "database is locked", "traceback")
 ACCESS_LINE = re.compile(r'^<(\d+)> "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+UPLOAD_FIELDS = {"role": "before", "view": "front"}  # the file part comes after them
 
 
 def machine_busy() -> float:
@@ -113,11 +110,9 @@ def read_load(
         for i in range(connections // 4):
             path = paths[i % len(paths)]
             accept = "application/json" if path.startswith("/api/") else app.HTML_ACCEPT
-            encoding = "gzip, deflate, br, zstd"  # a browser's: GZipMiddleware's cost counts
-            url = server.base + path
-            procs.append(
-                (path, app.wrk_start(url, seconds, 4, Accept=accept, Accept_Encoding=encoding))
-            )
+            # A browser's Accept-Encoding: GZipMiddleware's cost counts.
+            headers = {"Accept": accept, "Accept_Encoding": "gzip, deflate, br, zstd"}
+            procs.append((path, app.wrk_start(server.base + path, seconds, 4, **headers)))
             time.sleep(RAMP * 4 / connections)
         loads = {path: app.Load(0) for path in paths}
         for path, proc in procs:
@@ -218,68 +213,54 @@ print(json.dumps(out))
 """
 
 
-def login(base: str, case: int) -> tuple[str, str]:
-    """Log in as the photographer, open a case page: (cookie header, the form's CSRF token)."""
-    jar = CookieJar()
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
-    )
+def login(base: str, case: int) -> dict[str, Any]:
+    """``requests`` arguments for the photographer: cookies and a case page's CSRF token."""
+    session = requests.Session()
+    session.trust_env = False  # loopback: no proxy from the environment
     url = f"{base}/staff/login/"
-    token = CSRF_INPUT.search(opener.open(url, timeout=30).read().decode())
+    token = CSRF_INPUT.search(session.get(url, timeout=30).text)
     if not token:
         raise SystemExit("the login page has no CSRF token")
     form = {"username": app.DEMO_USER, "password": app.DEMO_PASSWORD, "next": "/staff/"}
-    data = urllib.parse.urlencode(form | {"csrfmiddlewaretoken": token.group(1)}).encode()
-    opener.open(urllib.request.Request(url, data, {"Referer": url}), timeout=30)
-    if not any(c.name == "sessionid" for c in jar):
+    form["csrfmiddlewaretoken"] = token.group(1)
+    session.post(url, data=form, headers={"Referer": url}, timeout=30)
+    if "sessionid" not in session.cookies:
         raise SystemExit(f"login as {app.DEMO_USER} failed")
-    html = opener.open(f"{base}/staff/cases/{case}/", timeout=30).read().decode()
+    html = session.get(f"{base}/staff/cases/{case}/", timeout=30).text
     token = CSRF_INPUT.search(html)
     if not token or 'id="upload"' not in html:
         raise SystemExit("the staff case page has no upload form")
-    return "; ".join(f"{c.name}={c.value}" for c in jar), token.group(1)
+    return {"cookies": session.cookies.get_dict(), "headers": {"X-CSRFToken": token.group(1)}}
 
 
-def upload_one(port: int, up: Upload, cookie: str, csrf: str, barrier: threading.Barrier) -> None:
-    """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken."""
-    boundary = f"----bench{uuid.uuid4().hex}"
-    part = f'--{boundary}\r\nContent-Disposition: form-data; name="%s"%s\r\n'
-    head = part % ("role", "") + "\r\nbefore\r\n" + part % ("view", "") + "\r\nfront\r\n"
-    head += part % ("file", f'; filename="{up.name}"') + "Content-Type: image/jpeg\r\n\r\n"
-    body = head.encode() + up.data + f"\r\n--{boundary}--\r\n".encode()
-    origin = f"http://{app.HOST}:{port}"
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "*/*"}
-    headers |= {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
-    headers["Referer"] = f"{origin}/staff/cases/{up.case}/"
-    conn = http.client.HTTPConnection(app.HOST, port, timeout=300)
+def upload_one(base: str, up: Upload, auth: dict[str, Any], barrier: threading.Barrier) -> None:
+    """One upload as upload.js sends it: one file per multipart POST, X-CSRFToken; the body
+    is encoded before the clock starts."""
+    page = f"{base}/staff/cases/{up.case}/"
+    files = {"file": (up.name, up.data, "image/jpeg")}
+    headers = auth["headers"] | {"Origin": base, "Referer": page, "Accept": "*/*"}
+    post = requests.Request("POST", f"{page}photos/", headers, files, UPLOAD_FIELDS)
+    post.cookies = auth["cookies"]
+    session = requests.Session()
+    session.trust_env = False  # loopback: no proxy from the environment
     try:
-        conn.connect()
+        request = post.prepare()
         barrier.wait()  # every upload starts at the same moment
         t0 = time.perf_counter()
-        conn.request("POST", f"/staff/cases/{up.case}/photos/", body=body, headers=headers)
-        resp = conn.getresponse()
-        answer = resp.read().decode(errors="replace")[:70]
-        up.status, up.seconds = resp.status, time.perf_counter() - t0
-        up.error = "" if resp.status == 201 else f"HTTP {resp.status} {answer}"
-    except (OSError, http.client.HTTPException, threading.BrokenBarrierError) as exc:
+        resp = session.send(request, timeout=300)
+        up.status, up.seconds = resp.status_code, time.perf_counter() - t0
+        up.error = "" if resp.status_code == 201 else f"HTTP {resp.status_code} {resp.text[:70]}"
+    except (requests.RequestException, threading.BrokenBarrierError) as exc:
         up.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
 
 
 def run_uploads(server: app.Server, uploads: list[Upload]) -> Stats:
-    cookie, csrf = login(server.base, uploads[0].case)
+    auth = login(server.base, uploads[0].case)
     barrier = threading.Barrier(len(uploads) + 1)
-    threads = [
-        threading.Thread(target=upload_one, args=(server.port, up, cookie, csrf, barrier))
-        for up in uploads
-    ]
-    for t in threads:
-        t.start()
-    with watch(server) as stats:
-        barrier.wait()
-        for t in threads:
-            t.join()
+    with watch(server) as stats, ThreadPoolExecutor(len(uploads)) as pool:
+        for up in uploads:
+            pool.submit(upload_one, server.base, up, auth, barrier)
+        barrier.wait()  # the pool's threads are all waiting: release them together
     return stats
 
 
@@ -323,19 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --uploads >= 1, --connections >= 4, --duration >= 1")
     # SIGTERM and the budget's alarm unwind through the finally blocks that stop gunicorn.
     app.require_wrk()
-    app.on_sigterm()
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("stopped: the run exceeded --budget"))
     signal.alarm(args.budget)
-    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        return run(args, Path(tmp))
-
-
-def run(args: argparse.Namespace, tmp: Path) -> int:
     # One login per run is no brute force, but a lock-out must never skew a rerun.
-    env = app.environment(tmp, os.environ.get("DATABASE_URL", ""), AXES_ENABLED="off")
-    print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
-    print(f"Setup ({os.cpu_count()} CPUs, load average {app.loadavg()}):", flush=True)
-    app.setup(env, args.count)
+    database = os.environ.get("DATABASE_URL", "")
+    with app.scratch("bench-load-", args.count, database, AXES_ENABLED="off") as (env, tmp):
+        return run(args, env, tmp)
+
+
+def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
     cases = app.shell_json(env, DRAFTS.format(user=app.DEMO_USER, count=args.uploads))
     t0 = time.perf_counter()
     uploads, size = make_uploads(cases, int(args.upload_mb * MB))

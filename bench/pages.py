@@ -10,7 +10,6 @@ import os
 import secrets
 import statistics
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,27 +29,12 @@ PAIRS += [("list/static", "list", "static-list"), ("case/static", "case", "stati
 PAIRS += [("static-list/cheapest", "static-list", "cheapest")]
 
 
-@dataclass
-class Sample:
-    """One target in one round: wrk's figures and the gunicorn workers' CPU meanwhile."""
-
-    load: app.Load
-    server_cpu: float
-
-    @property
-    def rps(self) -> float:
-        return self.load.rps
-
-    @property
-    def cpu_ms(self) -> float:
-        """Workers' CPU per answer: unlike req/s, barely moved by other load on the machine."""
-        return 1000 * self.server_cpu / max(1, self.load.requests)
-
-
-def measure(server: app.Server, path: str, seconds: int, conns: int, bust: str = "") -> Sample:
+def measure(server: app.Server, path: str, seconds: int, conns: int, bust: str = "") -> app.Load:
+    """One target for ``seconds``: wrk's figures and the workers' CPU meanwhile."""
     cpu0 = server.cpu()
     load = app.wrk_wait(app.wrk_start(server.base + path, seconds, conns, bust))
-    return Sample(load, server.cpu() - cpu0)
+    load.server_cpu = server.cpu() - cpu0
+    return load
 
 
 @dataclass
@@ -118,16 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.duration = 1, 1
     app.require_wrk()
-    app.on_sigterm()
-    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
-        return run(args, Path(tmp))
+    with app.scratch("bench-pages-", args.count, os.environ.get("DATABASE_URL", "")) as (env, tmp):
+        return run(args, env, tmp)
 
 
-def run(args: argparse.Namespace, tmp: Path) -> int:
-    env = app.environment(tmp, os.environ.get("DATABASE_URL", ""))
-    print(f"Work dir {tmp}; database {env['DATABASE_URL'].split('@')[-1]}")
-    print(f"Setup ({os.cpu_count()} CPUs):", flush=True)
-    app.setup(env, args.count)
+def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
     # WhiteNoise indexes STATIC_ROOT when a worker starts: a first server renders the pages
     # whose static copies the measured server serves.
     with app.gunicorn(env, tmp, workers=1) as server:
@@ -139,7 +118,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         (tmp / "staticfiles" / "bench" / f"{name}.html").write_bytes(html)
         targets[f"static-{name}"] = f"/static/bench/{name}.html"
 
-    rounds = []  # (the target measured first, {target: Sample})
+    rounds = []  # (the target measured first, {target: app.Load})
     checks, weights = [], []
     with app.gunicorn(env, tmp, workers=args.workers) as server:
         print(f"gunicorn on {server.base}: {args.workers} sync workers; case page {case_path}")
@@ -186,7 +165,7 @@ def kb(n: float) -> str:
     return f"{n / KB:.1f} kB"
 
 
-def ratio(samples: dict[str, Sample], a: str, b: str, by_cpu: bool = False) -> float:
+def ratio(samples: dict[str, app.Load], a: str, b: str, by_cpu: bool = False) -> float:
     """Page rate / anchor rate; by CPU: anchor CPU ms / page CPU ms, the ratio for a
     server with the CPUs to itself."""
     if by_cpu:
@@ -204,8 +183,8 @@ def spread(values: list[float]) -> str:
 
 def report(
     args: argparse.Namespace,
-    rounds: list[tuple[str, dict[str, Sample]]],
-    busted: dict[str, Sample],
+    rounds: list[tuple[str, dict[str, app.Load]]],
+    busted: dict[str, app.Load],
     weights: list[PageWeight],
     pages: dict[str, bytes],
 ) -> int:
@@ -226,13 +205,13 @@ def report(
     groups += [(f"{n} uncached", [busted[n]]) for n in ("list", "case")]
     rows = []
     for label, samples in groups:
-        total = sum((s.load for s in samples), app.Load(0))
+        total = sum(samples, app.Load(0))
         requests = max(1, total.requests)
         cells = [label, f"{statistics.median(s.rps for s in samples):.0f}"]
         cells += [f"{app.quantile(total.hist, q) * 1000:.1f}" for q in (0.5, 0.95)]
         cells += [f"{total.body / requests / KB:.1f}"]
         cells += ["-" if "static" in label else f"{100 * total.hits / requests:.0f}%"]
-        cells += [f"{statistics.median(s.server_cpu / s.load.seconds for s in samples):.2f}"]
+        cells += [f"{statistics.median(s.server_cpu / s.seconds for s in samples):.2f}"]
         cells += [f"{statistics.median(s.cpu_ms for s in samples):.2f}"]
         cells += [f"{total.client_cpu / (len(samples) * args.duration):.2f}"]
         rows.append([*cells, str(total.requests), total.error_text()])

@@ -43,6 +43,7 @@ BENCH_CASE_ID = "benchcase01"
 OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/", "/sitemap-cases.xml"]
 SCAN_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan", "Seq Scan"}
 LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
+PG_SETTINGS = "shared_buffers work_mem jit random_page_cost max_parallel_workers_per_gather".split()
 
 
 def maintenance(url: str, statement: str, name: str) -> None:
@@ -55,7 +56,7 @@ def maintenance(url: str, statement: str, name: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Data: COPY through psycopg, ids chosen here so that the rows can refer to each other
+# Data: deterministic synthetic rows, bulk_create'd
 
 TOKEN = string.ascii_letters + string.digits
 AREAS = "face cheeks forehead neck chest abdomen back arms thighs hands".split()
@@ -69,130 +70,93 @@ HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # 
 FORMATS = (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg"))
 
 
-class Generator:
-    """Deterministic synthetic cases: patient, consent, case, concerns, two photos each.
-    The draws come in a fixed order, so the same seed gives the same cases."""
+def generate(public: int, hidden: int, form: int, reviewer: int, staff: list) -> dict[Any, list]:
+    """Patient, consent, case, concerns and two photos per case, unsaved, related by object.
+    A fixed seed and draw order: the same sizes give the same cases."""
+    from django.utils import timezone
 
-    def __init__(self, form: int, reviewer: int, treatments: list[int], concerns: list[int]):
-        from django.utils import timezone
+    from consent.models import Consent, Patient
+    from gallery.models import Case, Concern, Photo, Treatment
 
-        self.form, self.reviewer = form, reviewer
-        self.treatments, self.concerns = treatments, concerns
-        self.now, self.rng = timezone.now(), random.Random(20260)
-        self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.next_id = self.next_through = self.next_photo = 1
-        self.public_ids: set[str] = set()
+    treatments = list(Treatment.objects.order_by("slug").values_list("pk", flat=True))
+    concerns = list(Concern.objects.order_by("slug").values_list("pk", flat=True))
+    now, rng = timezone.now(), random.Random(20260)
+    rows: dict[Any, list] = {Patient: [], Consent: [], Case: [], Case.concerns.through: []}
+    rows[Photo] = []
 
-    def token(self, n: int, alphabet: str = TOKEN) -> str:
-        return "".join(self.rng.choices(alphabet, k=n))
+    def token(n: int, alphabet: str = TOKEN) -> str:
+        return "".join(rng.choices(alphabet, k=n))
 
-    def batch(self, public: int, hidden: int) -> dict[str, list[dict[str, Any]]]:
-        self.rows = {"patients": [], "consents": [], "cases": [], "concerns": [], "photos": []}
-        kinds = ["public"] * public + [HIDDEN_KINDS[i % len(HIDDEN_KINDS)] for i in range(hidden)]
-        self.rng.shuffle(kinds)  # hidden cases spread through ids and dates
-        for kind in kinds:
-            self.add_case(kind)
-        return self.rows
-
-    def add_case(self, kind: str) -> None:
-        rng, i, rows = self.rng, self.next_id, self.rows
-        self.next_id += 1
-        published = self.now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
+    kinds = ["public"] * public + [HIDDEN_KINDS[i % len(HIDDEN_KINDS)] for i in range(hidden)]
+    rng.shuffle(kinds)  # hidden cases spread through ids and dates
+    for i, kind in enumerate(kinds, start=1):
+        published = now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
         signed = published - timedelta(days=rng.randint(7, 60))
-        expires = self.now + timedelta(days=rng.randint(30, 3 * 365))
+        expires = now + timedelta(days=rng.randint(30, 3 * 365))
         withdrawn = None
         if kind == "expired":
-            expires = self.now - timedelta(days=rng.randint(1, 300))
+            expires = now - timedelta(days=rng.randint(1, 300))
             signed = min(signed, expires - timedelta(days=30))
         if kind == "withdrawn":
-            withdrawn = self.now - timedelta(days=rng.randint(0, 20))
+            withdrawn = now - timedelta(days=rng.randint(0, 20))
             signed = min(signed, withdrawn - timedelta(days=1))
         deidentified = rng.random() < 0.2
         name = f"Synthetic patient {i}"
-        patient = {"id": i, "reference": f"SCALE-{i:07d}", "full_name": name, "created_at": signed}
-        rows["patients"].append(patient)
-        consent = {"id": i, "patient_id": i, "form_id": self.form, "signed_at": signed}
-        consent |= {"allow_website": kind != "no_website", "allow_education": rng.random() < 0.5}
+        patient = Patient(reference=f"SCALE-{i:07d}", full_name=name)
+        consent = {"form_id": form, "signed_at": signed, "allow_website": kind != "no_website"}
+        consent["allow_education"] = rng.random() < 0.5
         # De-identified cases only need a consent to de-identified photos.
         consent["identifiable"] = not deidentified or rng.random() < 0.5
         consent |= {"signed_by_name": name, "patient_is_adult": True, "expires_at": expires}
         consent |= {"recorded_at": signed, "withdrawn_at": withdrawn}
         consent["withdrawal_channel"] = "staff" if withdrawn else ""
-        rows["consents"].append(consent)
+        consent = Consent(patient=patient, **consent)
         draft = kind == "draft"
-        treatment = rng.choice(self.treatments)
-        practitioner, location = rng.choice(self.staff)
-        public_id = self.token(10)
-        while public_id in self.public_ids:
-            public_id = self.token(10)
-        self.public_ids.add(public_id)
-        case = {"id": i, "public_id": public_id, "treatment_id": treatment, "patient_id": i}
+        treatment = rng.choice(treatments)
+        practitioner, location = rng.choice(staff)
+        case = {"public_id": token(10), "treatment_id": treatment, "patient": patient}
         case |= {"body_area": rng.choices(AREAS, AREA_WEIGHTS)[0], "fitzpatrick": rng.randint(1, 6)}
-        case |= {"consent_id": i, "deidentified": deidentified, "skin_type": rng.choice(SKIN_TYPES)}
+        case |= {
+            "consent": consent,
+            "deidentified": deidentified,
+            "skin_type": rng.choice(SKIN_TYPES),
+        }
         case |= {"needle_depth_mm": rng.choice(DEPTHS), "session_count": rng.randint(1, 8)}
         case["session_interval_weeks"] = rng.choice([4, 4, 6])
         case["weeks_after_last_session"] = 4 + rng.choice([0, 2, 4, 8, 12])
         case |= {"practitioner_id": practitioner, "location_id": location}
-        case["device"] = "Synthetic pen" if treatment == self.treatments[0] else "RF"
+        case["device"] = "Synthetic pen" if treatment == treatments[0] else "RF"
         case["aftercare_notes"] = "Gentle cleanser, moisturiser and SPF 50 for two weeks."
         case["side_effects_notes"] = "Redness for two days after each session."
-        case |= {"sensitive": rng.random() < 0.03, "created_by_id": self.reviewer}
-        case |= {"status": "draft" if draft else "published", "updated_at": published}
-        case["reviewed_by_id"] = None if draft else self.reviewer
+        case |= {"sensitive": rng.random() < 0.03, "created_by_id": reviewer}
+        case |= {"status": "draft" if draft else "published"}
+        case["reviewed_by_id"] = None if draft else reviewer
         case["published_at"] = None if draft else published
-        case["created_at"] = signed + timedelta(days=1)
-        rows["cases"].append(case)
+        case = Case(**case, created_at=signed + timedelta(days=1))
+        rows[Patient].append(patient)
+        rows[Consent].append(consent)
+        rows[Case].append(case)
         # One concern, a second for a third of the cases (as the demo seed does).
-        for concern in rng.sample(self.concerns, 2 if rng.random() < 1 / 3 else 1):
-            rows["concerns"].append({"id": self.next_through, "case_id": i, "concern_id": concern})
-            self.next_through += 1
+        for concern in rng.sample(concerns, 2 if rng.random() < 1 / 3 else 1):
+            rows[Case.concerns.through].append(Case.concerns.through(case=case, concern_id=concern))
         rendered = kind != "unrendered"
         for role in ("before", "after"):
-            key = self.token(22)
+            key = token(22)
             renditions = [
                 {"format": fmt, "width": w, "height": w * 3 // 4}
                 | {"bytes": rng.randint(20_000, 400_000), "name": f"renditions/{key}/{w}.{ext}"}
                 for w in (480, 960, 1600)
                 for fmt, ext in FORMATS
             ]
-            photo = {"id": self.next_photo, "case_id": i, "role": role, "view": "front"}
-            photo |= {"original": f"originals/{self.token(32)}", "original_format": "jpeg"}
-            photo |= {"sha256": self.token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
+            photo = {"case": case, "role": role, "view": "front"}
+            photo |= {"original": f"originals/{token(32)}", "original_format": "jpeg"}
+            photo |= {"sha256": token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
             photo |= {"renditions": renditions if rendered else [], "taken_at": signed}
             photo |= {"rendered_at": published if rendered else None, "created_at": signed}
             # Only a publicly visible case has copies in public storage.
-            photo["public_key"] = self.token(22) if kind == "public" else ""
-            rows["photos"].append(photo)
-            self.next_photo += 1
-
-
-def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
-    """COPY ``rows`` into the model's table; a field they leave out gets the value Django
-    would insert (its default, NULL or ""), or stops the run if it has none."""
-    from django.db import connection
-    from django.db.models import JSONField
-    from django.db.models.fields import NOT_PROVIDED
-    from psycopg import sql
-
-    given = list(rows[0])
-    constants: dict[str, Any] = {}
-    for f in model._meta.concrete_fields:
-        if f.name in given or f.attname in given or f.db_default is not NOT_PROVIDED:
-            continue
-        if not (f.has_default() or f.null or f.empty_strings_allowed):
-            raise SystemExit(f"bench/scale.py gives no value for {model.__name__}.{f.name}")
-        constants[f.attname] = f.get_default()
-    fields = [model._meta.get_field(name) for name in given + list(constants)]
-    json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
-    columns = sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
-    table = sql.Identifier(model._meta.db_table)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for row in rows:
-            values = [row[name] for name in given] + list(constants.values())
-            for i in json_at:
-                values[i] = json.dumps(values[i])
-            copy.write_row(values)
+            photo["public_key"] = token(22) if kind == "public" else ""
+            rows[Photo].append(Photo(**photo))
+    return rows
 
 
 def clinic_group() -> list[tuple[int, int]]:
@@ -217,10 +181,8 @@ def clinic_group() -> list[tuple[int, int]]:
     )
     staff = []
     for n, person in enumerate(people):
-        places = [locations[n % LOCATIONS]] + (
-            [locations[(n + 7) % LOCATIONS]] if n % 4 == 0 else []
-        )
-        staff += [(person.pk, place.pk) for place in places]
+        for shift in (0, 7) if n % 4 == 0 else (0,):
+            staff.append((person.pk, locations[(n + shift) % LOCATIONS].pk))
     Practitioner.locations.through.objects.bulk_create(
         Practitioner.locations.through(practitioner_id=p, location_id=loc) for p, loc in staff
     )
@@ -228,44 +190,35 @@ def clinic_group() -> list[tuple[int, int]]:
 
 
 def fill(db: Database, public: int) -> None:
-    """Migrate one database, COPY the cases in, and do what the app does after cases
+    """Migrate one database, bulk_create the cases, and do what the app does after cases
     change (``gallery/listing.py``), timed."""
     from django.contrib.auth.models import User
     from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from consent.models import Consent, ConsentForm, Patient
+    from consent.models import ConsentForm
     from gallery.cache import GENERATION_KEY, new_generation
     from gallery.listing import sync_listing
-    from gallery.models import Case, Concern, Photo, Treatment
+    from gallery.models import Case
 
     use(db)
     call_command("migrate", verbosity=0, interactive=False)
     reviewer = User.objects.create_user("scale-reviewer", is_staff=True)
-    treatments = list(Treatment.objects.order_by("slug").values_list("pk", flat=True))
-    concerns = list(Concern.objects.order_by("slug").values_list("pk", flat=True))
-    gen = Generator(ConsentForm.current().pk, reviewer.pk, treatments, concerns)
-    gen.staff = clinic_group()
+    staff = clinic_group()
     t0 = time.perf_counter()
-    rows = gen.batch(public, round(public * HIDDEN_FRACTION / (1 - HIDDEN_FRACTION)))
-    models = [Patient, Consent, Case, Case.concerns.through, Photo]
+    hidden = round(public * HIDDEN_FRACTION / (1 - HIDDEN_FRACTION))
+    rows = generate(public, hidden, ConsentForm.current().pk, reviewer.pk, staff)
     with transaction.atomic():
-        for model, key in zip(models, rows, strict=True):
-            copy_rows(model, rows[key])
-    tables = [m._meta.db_table for m in models]
+        for model, objs in rows.items():
+            model.objects.bulk_create(objs, batch_size=5000)
     with connection.cursor() as cursor:
-        for table in tables:  # the ids were chosen here: move the sequences past them
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"
-            )
-        # VACUUM too: a freshly COPYed table has no visibility map, so an Index Only Scan
+        # VACUUM too: a freshly loaded table has no visibility map, so an Index Only Scan
         # would visit the heap for every row; autovacuum would have set it.
-        cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(m._meta.db_table for m in rows)}")
     got = Case.objects.public().count()
     took = time.perf_counter() - t0
-    print(f"{db.label}: {gen.next_id - 1:,} cases, {got:,} public, loaded in {took:.1f} s")
+    print(f"{db.label}: {public + hidden:,} cases, {got:,} public, loaded in {took:.1f} s")
     if got != public:
         raise SystemExit(f"expected {public} public cases, public() counts {got}")
     t0 = time.perf_counter()
@@ -423,17 +376,13 @@ def first_after_change(views: dict[str, Callable[[], Any]], db: Database, times:
     from gallery.cache import new_generation
 
     use(db)
-    found = {}
-    for path in URLS:
-        spent = []
+    found = {path: Result() for path in URLS}
+    for path, result in found.items():
         for _ in range(times):
             new_generation()
-            t0 = time.perf_counter()
-            views[path]()
-            spent.append((time.perf_counter() - t0) * 1000)
-        found[path] = statistics.median(spent)
+            timed(views[path], result)
     use(db)  # back to the database's own generation
-    return found
+    return {path: result.median for path, result in found.items()}
 
 
 def page_check(path: str, response: Any) -> str:
@@ -535,11 +484,10 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
     with connection.cursor() as cursor:  # what the plans depend on
         cursor.execute("SELECT version()")
         print(cursor.fetchone()[0])
-        for name in ("shared_buffers", "work_mem", "jit", "random_page_cost"):
+        for name in PG_SETTINGS:
             cursor.execute("SELECT current_setting(%s)", [name])
             print(f"  {name}={cursor.fetchone()[0]}", end="")
-        cursor.execute("SELECT current_setting('max_parallel_workers_per_gather')")
-        print(f"  max_parallel_workers_per_gather={cursor.fetchone()[0]}")
+        print()
     fill(dbs[1], args.large)
     print(f"both databases ready in {time.perf_counter() - t0:.0f} s", flush=True)
     reference_data()  # warm: every request reads it, at any size

@@ -24,31 +24,25 @@ end
 
 function response(status, headers, body)
   body_bytes = body_bytes + #body
-  if status ~= 200 then
-    not200 = not200 + 1
-  end
-  if headers["X-Cache"] == "hit" then
-    hits = hits + 1
-  end
+  not200 = not200 + (status ~= 200 and 1 or 0)
+  hits = hits + (headers["X-Cache"] == "hit" and 1 or 0)
 end
 
 function done(summary, latency, requests)
-  local h, bad, body = 0, 0, 0
+  local sums = {hits = 0, not200 = 0, body_bytes = 0}
   for _, t in ipairs(threads) do
-    h = h + t:get("hits")
-    bad = bad + t:get("not200")
-    body = body + t:get("body_bytes")
+    for name in pairs(sums) do
+      sums[name] = sums[name] + t:get(name)
+    end
   end
   local permilles = {}
-  if summary.requests > 0 then
-    for i = 1, 1000 do
-      permilles[i] = string.format("%d", latency:percentile(i / 10))
-    end
+  for i = 1, summary.requests > 0 and 1000 or 0 do
+    permilles[i] = string.format("%d", latency:percentile(i / 10))
   end
   local e = summary.errors
   io.write(string.format(
     '{"requests":%d,"seconds":%f,"not_200":%d,"hits":%d,"body":%d,"socket_errors":' ..
     '{"connect":%d,"read":%d,"write":%d,"timeout":%d},"permilles":[%s]}\n',
-    summary.requests, summary.duration / 1e6, bad, h, body, e.connect, e.read, e.write,
-    e.timeout, table.concat(permilles, ",")))
+    summary.requests, summary.duration / 1e6, sums.not200, sums.hits, sums.body_bytes,
+    e.connect, e.read, e.write, e.timeout, table.concat(permilles, ",")))
 end

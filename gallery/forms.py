@@ -374,8 +374,58 @@ class PhotoUploadForm(forms.Form):
 
 
 class CropForm(forms.Form):
-    """Zoom and centre of one photo's crop; the shape is the pair's common aspect."""
+    """Zoom, centre and turn of one photo's crop; the shape is the pair's common aspect.
 
-    zoom = forms.FloatField(min_value=1.0, max_value=4.0)
-    centre_x = forms.FloatField(min_value=0.0, max_value=1.0)
-    centre_y = forms.FloatField(min_value=0.0, max_value=1.0)
+    ``turn`` is how the photo turns in the editor's frame, as staff see it: degrees
+    clockwise, negative anticlockwise. The crop turns the other way on the original, so
+    the cleaned ``rotation`` (as ``Photo.rotation``) is its opposite; None, when no turn
+    was sent, keeps the photo's own. ``limit`` is ``publication.rotation_limit``."""
+
+    zoom = forms.FloatField(
+        min_value=1.0,
+        max_value=4.0,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value", "max_value"), "the zoom must be from 1 to 4"
+        ),
+    )
+    centre_x = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value", "max_value"),
+            "the centre must be inside the photo (0 to 1 across)",
+        ),
+    )
+    centre_y = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value", "max_value"),
+            "the centre must be inside the photo (0 to 1 down)",
+        ),
+    )
+    turn = forms.FloatField(required=False)
+
+    def __init__(self, *args, limit: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+        self.fields["turn"].error_messages["invalid"] = self._turn_message()
+
+    def _turn_message(self) -> str:
+        return f"the turn must be a number of degrees from −{self.limit:g} to {self.limit:g}"
+
+    def clean_turn(self) -> float | None:
+        turn = self.cleaned_data["turn"]
+        if turn is not None and abs(turn) > self.limit:
+            raise forms.ValidationError(self._turn_message())
+        return turn
+
+    def clean(self):
+        cleaned = super().clean()
+        turn = cleaned.get("turn")
+        cleaned["rotation"] = None if turn is None else -turn
+        return cleaned
+
+    def problem(self) -> str:
+        """The form's errors in one sentence, for a message after the redirect."""
+        return "; ".join(e for errors in self.errors.values() for e in errors)

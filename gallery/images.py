@@ -788,11 +788,30 @@ def upright_grey(fp: BinaryIO, longest: int = 1000) -> tuple[Image.Image, tuple[
         return grey, full
 
 
-def crop_at(width: int, height: int, aspect: float, zoom: float, cx: float, cy: float) -> Crop:
+def crop_at(
+    width: int,
+    height: int,
+    aspect: float,
+    zoom: float,
+    cx: float,
+    cy: float,
+    rotation: float = 0.0,
+) -> Crop:
     """A crop of the pair's aspect, ``zoom`` times closer than the largest one, centred
-    as near (cx, cy) as the photo's edges allow."""
+    as near (cx, cy) as the photo's edges allow.
+
+    With a ``rotation`` (as ``render_crop`` turns the crop, about its centre) the crop is
+    kept inside the photo both upright and turned, as the pair alignment keeps it: the
+    zoom is raised to the least at which the turned crop fits, and the centre moved in as
+    far as needed, so no rendering ever has empty corners."""
     base = centred_crop(width, height, aspect)
+    w0, h0 = base.width * width, base.height * height  # pixels at zoom 1
+    c, s = abs(math.cos(math.radians(rotation))), abs(math.sin(math.radians(rotation)))
+    # Width and height, at zoom 1, of the box that holds the crop upright and turned.
+    span_x, span_y = max(w0, c * w0 + s * h0), max(h0, s * w0 + c * h0)
+    zoom = max(zoom, span_x / width, span_y / height)
     w, h = base.width / zoom, base.height / zoom
-    left = min(max(cx - w / 2, 0.0), 1.0 - w)
-    top = min(max(cy - h / 2, 0.0), 1.0 - h)
-    return Crop(left, top, w, h)
+    ex, ey = span_x / zoom / width / 2, span_y / zoom / height / 2
+    cx = min(max(cx, ex), 1.0 - ex)
+    cy = min(max(cy, ey), 1.0 - ey)
+    return Crop(min(max(cx - w / 2, 0.0), 1.0 - w), min(max(cy - h / 2, 0.0), 1.0 - h), w, h)

@@ -115,7 +115,9 @@ def import_manifest(manifest_path: Path, publish_as=None, progress=None) -> Impo
         if progress:
             progress(number, len(cases))
         try:
-            case = _import_case(base, number, row, patients, consents, report)
+            case = _import_case(
+                base, number, row, patients, consents, report, public=publish_as is not None
+            )
         except ManifestError as error:
             report.refused.append(f"case {number}: {error}")
             continue
@@ -188,7 +190,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _import_case(base, number, row, patients, consents, report) -> Case | None:
+def _import_case(base, number, row, patients, consents, report, public=False) -> Case | None:
     patient = patients.get(row.get("patient"))
     consent = consents.get(row.get("consent"))
     if patient is None:
@@ -292,7 +294,7 @@ def _import_case(base, number, row, patients, consents, report) -> Case | None:
         raise ManifestError(
             f"a photo could not be stored ({error}); the case was not imported."
         ) from None
-    build_renditions(case)
+    build_renditions(case, public=public)  # the public set at once when it is to be published
     report.created_cases.append(case.pk)
     return case
 

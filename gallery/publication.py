@@ -7,6 +7,7 @@ pointed at them are gone (``transaction.on_commit``).
 
 import contextlib
 import logging
+import math
 import secrets
 from datetime import timedelta
 from typing import BinaryIO
@@ -147,21 +148,41 @@ def pair_crops(before: Photo, after: Photo) -> tuple[images.Crop, images.Crop]:
     return crops[0], crops[1]
 
 
-def set_pair_crop(photo: Photo, zoom: float, centre_x: float, centre_y: float) -> None:
-    """Crop one photo at this zoom and centre (fractions of the photo), keeping the shape
-    of its pair, and render the pair again; the original is never altered.
+# How far staff may turn a photo in the crop editor, either way (degrees); a larger turn
+# the alignment found (up to ``alignment.MAX_ROTATION``) may be kept or reduced.
+ROTATION_LIMIT = 15.0
+
+
+def rotation_limit(photo: Photo) -> float:
+    """The largest turn, either way, ``set_pair_crop`` accepts for this photo."""
+    return max(ROTATION_LIMIT, math.ceil(abs(photo.rotation or 0.0) * 10) / 10)
+
+
+def set_pair_crop(
+    photo: Photo, zoom: float, centre_x: float, centre_y: float, rotation: float | None = None
+) -> None:
+    """Crop one photo at this zoom and centre (fractions of the photo), turned by
+    ``rotation`` (degrees, as ``Photo.rotation``; None keeps the photo's turn), keeping the
+    shape of its pair, and render the pair again, once; the original is never altered.
 
     The shape is the partner's own crop when it has one, else the pair's common aspect;
     a partner still on its default crop gets that default fixed to the same shape, so the
-    two crops stay equal in shape whichever is adjusted later."""
+    two crops stay equal in shape whichever is adjusted later. A turned crop stays inside
+    the photo (``images.crop_at``), as an aligned one does. A turn beyond
+    ``rotation_limit`` raises ValueError before anything is stored."""
+    if rotation is None:
+        rotation = photo.rotation or 0.0
+    if not math.isfinite(rotation) or abs(rotation) > rotation_limit(photo):
+        raise ValueError(f"A turn of {rotation}° is beyond ±{rotation_limit(photo)}°.")
+    rotation = round(rotation, 3)
     partner = (
         Photo.objects.filter(case_id=photo.case_id, view=photo.view).exclude(pk=photo.pk).first()
     )
     sizes = [(photo.width, photo.height)] + ([(partner.width, partner.height)] if partner else [])
     aspect = (partner and partner.crop_aspect()) or images.common_aspect(sizes)
-    crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y)
+    crop = images.crop_at(photo.width, photo.height, aspect, zoom, centre_x, centre_y, rotation)
     with transaction.atomic():
-        Photo.objects.filter(pk=photo.pk).update(**_crop_fields(crop))
+        Photo.objects.filter(pk=photo.pk).update(**_crop_fields(crop), rotation=rotation or None)
         if partner and partner.crop_left is None:
             own = images.centred_crop(partner.width, partner.height, aspect)
             Photo.objects.filter(pk=partner.pk).update(**_crop_fields(own))
@@ -287,17 +308,27 @@ def _rendition_names(photo_ids: list[int]) -> set[str]:
     return {r["name"] for renditions in rows for r in renditions}
 
 
-def build_renditions(case: Case, view: str | None = None) -> None:
+def has_public_set(photo: Photo) -> bool:
+    """Whether a photo's renditions include every public format, not only the JPEGs."""
+    return set(images.RENDITION_FORMATS) <= {r["format"] for r in photo.renditions}
+
+
+def build_renditions(case: Case, view: str | None = None, public: bool = False) -> None:
     """(Re)build the renditions of a case's photos, pair by pair (only ``view``'s when
     given: an upload or a crop changes one pair, and the others need no new work).
 
     New files are written first; the rows switch to them in one transaction; the old
     files are deleted after commit. Then public storage is brought in step.
 
-    A photo without its partner gets the JPEG renditions only: the staff preview and the
-    checks read those, and only complete pairs are ever public. The AVIF and WebP ones
-    come when the pair is complete (and its crop is known), so they are made only once.
+    Staff previews first, the public set later: until a case is published (or ``public``
+    says it is about to be), its photos get the JPEG renditions only, which the staff
+    pages, the previews and the checks read. The AVIF and WebP renditions, which cost most
+    of the rendering time, are made for a complete pair of a published case: by
+    ``build_public_set`` when it is published, and here after any change to it later.
+    So a photographer's upload or crop waits for the JPEGs alone, and a case that is
+    never published never costs its public set.
     """
+    public = public or case.status == Case.Status.PUBLISHED
     photos = list(case.photos.all() if view is None else case.photos.filter(view=view))
     by_view: dict[str, dict[str, Photo]] = {}
     for photo in photos:
@@ -308,7 +339,7 @@ def build_renditions(case: Case, view: str | None = None) -> None:
             group = [roles["before"], roles["after"]]
             align_pair(*group)
             crops = list(pair_crops(*group))
-            formats = images.RENDITION_FORMATS
+            formats = images.RENDITION_FORMATS if public else ("jpeg",)
         else:
             group = list(roles.values())
             crops = [images.centred_crop(p.width, p.height, p.width / p.height) for p in group]
@@ -348,6 +379,17 @@ def build_renditions(case: Case, view: str | None = None) -> None:
                 new_generation()
             raise
     sync_public_files(case.pk)
+
+
+def build_public_set(case: Case) -> None:
+    """Render the public formats of every complete pair that has only its JPEGs, before
+    the case is published (``workflow.publish``), so that it never goes public with a
+    pair it could not show. Runs in the caller's process on any tasks backend: the
+    reviewer's publish waits for it, and no published case waits for a worker."""
+    pairs = Case.objects.get(pk=case.pk).complete_pairs()
+    views = sorted({b.view for b, a in pairs if not (has_public_set(b) and has_public_set(a))})
+    for view in views:
+        build_renditions(case, view, public=True)
 
 
 @task
@@ -394,6 +436,16 @@ def sync_public_files(case_id: int) -> bool:
 def _sync_public_files(case: Case) -> bool:
     case_id = case.pk
     if case.is_public:
+        lacking = [
+            b.view
+            for b, a in case.complete_pairs()
+            if not has_public_set(b) or not has_public_set(a)
+        ]
+        if lacking:
+            # Only JPEGs (a crop landed while the case was being published): the public set
+            # first; its build ends with this same sync (in a worker, or here and now).
+            build_case_renditions.enqueue(case_id)
+            return Case.objects.public().filter(pk=case_id).exists()
         pair_ids = {p.pk for pair in case.complete_pairs() for p in pair}
         for photo in case.photos.all():
             if photo.pk in pair_ids and not photo.public_key:

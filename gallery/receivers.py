@@ -78,12 +78,19 @@ def held_cases(*, patient=None, consent=None) -> list:
 
 
 def reference_data_changed(sender, **kwargs) -> None:
-    """A treatment or concern was edited: drop the cached names and the cached pages."""
+    """A treatment or concern was edited: drop the cached names and the cached pages.
+    For a practitioner's locations (m2m_changed), once the change is made, and only if
+    it changed something: adding a location already there sends the signals too."""
     from django.core.cache import cache
 
     from gallery.cache import new_generation
     from gallery.models import REFERENCE_CACHE_KEY
 
+    action = kwargs.get("action")
+    if action is not None and (
+        not action.startswith("post_") or (action != "post_clear" and not kwargs.get("pk_set"))
+    ):
+        return
     cache.delete(REFERENCE_CACHE_KEY)
     new_generation()
 

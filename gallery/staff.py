@@ -32,6 +32,7 @@ from gallery.publication import (
     build_case_renditions,
     private_storage,
     remove_photo,
+    rotation_limit,
     set_pair_crop,
 )
 from gallery.workflow import (
@@ -318,7 +319,13 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "case": case,
         "photos": photos,
         "pairs": [
-            {"before": b, "after": a, "check": c, "aspect": pair_aspect(b, a)}
+            {
+                "before": b,
+                "after": a,
+                "check": c,
+                "aspect": pair_aspect(b, a),
+                "editors": crop_editors(b, a),
+            }
             for (b, a), c in zip(case.complete_pairs(), checks, strict=True)
         ],
         "singles": [p for p in photos if not any(p in pair for pair in case.complete_pairs())],
@@ -348,6 +355,24 @@ def pair_aspect(before: Photo, after: Photo) -> float:
         or after.crop_aspect()
         or images.common_aspect([(before.width, before.height), (after.width, after.height)])
     )
+
+
+def crop_editors(before: Photo, after: Photo) -> list[dict]:
+    """What the crop editor of each photo of a pair starts from: the stored crop as zoom
+    and centre, its turn as staff see it (the photo's, clockwise: ``CropForm.turn``) and
+    how far it may turn."""
+    return [
+        {
+            "photo": photo,
+            "partner": partner,
+            "controls": {
+                **photo.crop_controls(),
+                "turn": round(-(photo.rotation or 0.0), 3) or 0.0,
+            },
+            "limit": rotation_limit(photo),
+        }
+        for photo, partner in ((before, after), (after, before))
+    ]
 
 
 FRAME_LONGEST = 1200
@@ -449,15 +474,17 @@ def photo_crop(request: HttpRequest, pk: int, photo: int) -> HttpResponse:
     """Adjust one photo's crop so the pair lines up; the original is never altered."""
     case = _editable_case(request, pk)
     target = get_object_or_404(Photo, pk=photo, case=case)
-    form = CropForm(request.POST)
+    form = CropForm(request.POST, limit=rotation_limit(target))
     if not form.is_valid():
-        messages.error(request, "Zoom must be 1 to 4, and the centre inside the photo.")
+        role = target.get_role_display().lower()
+        messages.error(request, f"The {role} photo's crop was not saved: {form.problem()}.")
         return redirect("staff:case", pk=case.pk)
     set_pair_crop(
         target,
         form.cleaned_data["zoom"],
         form.cleaned_data["centre_x"],
         form.cleaned_data["centre_y"],
+        rotation=form.cleaned_data["rotation"],
     )
     messages.success(request, "Crop saved; the pair was rendered again.")
     return redirect("staff:case", pk=case.pk)

@@ -17,6 +17,7 @@ Every state change commits first; public storage, the listing and cached pages f
 after commit (``sync_public_files``).
 """
 
+import logging
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -25,7 +26,9 @@ from django.utils import timezone
 from gallery.comparability import interval_problems, missing_facts, pair_checks
 from gallery.listing import sync_listing
 from gallery.models import Case
-from gallery.publication import sync_public_files
+from gallery.publication import build_public_set, sync_public_files
+
+log = logging.getLogger(__name__)
 
 S = Case.Status
 
@@ -170,6 +173,13 @@ def publish(case: Case, reviewer, override: str = "") -> None:
         )
     if problems:
         raise WorkflowError(problems)
+    try:
+        build_public_set(case)
+    except Exception:
+        log.exception("Could not render the public photos of case %s", case.pk)
+        raise WorkflowError(
+            ["The public photos could not be made just now. Nothing was published; try again."]
+        ) from None
     kept = {f: getattr(case, f) for f in ("status", "reviewed_by", "published_at")}
     try:
         with transaction.atomic():

@@ -51,8 +51,8 @@ def pytest_sessionstart(session):
 def pytest_collection_modifyitems(items):
     """A backend_free test runs in CI's SQLite pass only: one that reached the database
     would silently lose its runs on PostgreSQL. A test that drives Chromium is a browser
-    test, whether or not its module says so (CI's PostgreSQL pass with local storage
-    leaves browser tests to the SQLite and the PostgreSQL + S3 passes)."""
+    test, whether or not its module says so (``-m 'not browser'`` leaves out every test
+    that needs Chromium)."""
     for item in items:
         if BROWSER_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.browser)

@@ -384,11 +384,13 @@ def draft_case(owner, views=()) -> Case:
     return case
 
 
-def review_case(views=("front",), **kw) -> Case:
+def review_case(views=("front",), public_set=True, **kw) -> Case:
+    """A case in review; with its public set rendered already (as after an earlier
+    publication), unless ``public_set`` is off (its JPEGs only, as uploaded)."""
     case = make_case(photos=False, status=Case.Status.REVIEW, published_at=None, **kw)
     for view in views:
         add_pair(case, view)
-    build_renditions(case)
+    build_renditions(case, public=public_set)
     return case
 
 
@@ -407,12 +409,12 @@ def renditions_of(case) -> dict[int, list]:
 
 def assert_rendered_whole(case: Case, before: dict[int, list]) -> None:
     """Each photo has its old renditions or a whole new set (never a mix or a part): at
-    120 px that is one size in three formats, under one folder."""
+    120 px that is one size in three formats (a draft's JPEG alone), under one folder."""
+    whole = 3 if case.status == Case.Status.PUBLISHED else 1
     for pk, renditions in renditions_of(case).items():
         if renditions != before.get(pk):
-            assert (
-                len(renditions) == 3 and len({r["name"].rsplit("/", 1)[0] for r in renditions}) == 1
-            )
+            folders = {r["name"].rsplit("/", 1)[0] for r in renditions}
+            assert len(renditions) == whole and len(folders) == 1
 
 
 def rows_per_slot(case: Case) -> int:
@@ -436,13 +438,13 @@ def test_failed_storage_writes_ask_for_a_retry_and_leave_no_row_without_its_file
     photographer, reviewer, visitor
 ):
     # The upload view. Write 1 is the original, then the renditions: 2 for the lone
-    # before photo (its JPEG: AVIF and WebP wait for the pair), 2-7 for the pair once the
-    # after photo arrives. A failed write either
+    # before photo, 2-3 for the pair once the after photo arrives (a draft's JPEGs: the
+    # AVIF and WebP wait for its publication). A failed write either
     # stored nothing or stored a file whose answer was lost. A lost original asks for a
     # retry; lost renditions leave a photo without them; the same file sent again mends it.
     for n in range(1, 8):
         case = draft_case(photographer.user)
-        for role, writes in (("before", 2), ("after", 7)):
+        for role, writes in (("before", 2), ("after", 3)):
             with failing_saves({n}, after_write=n % 2 == 0) as faults:
                 response = upload(photographer.client, case, role)
             assert faults.fired == (n <= writes)
@@ -471,11 +473,11 @@ def test_failed_storage_writes_ask_for_a_retry_and_leave_no_row_without_its_file
             assert_consistent(WRITE)
     add_photo(case, "before", "front", io.BytesIO(photo_bytes(1, "before")), "a.jpg")
 
-    # A rebuild of a draft case with two pairs: writes 1-12, six per pair. A pair before
-    # the failing one switched whole; the failing one keeps its old renditions.
+    # A rebuild of a draft case with two pairs: writes 1-4, two per pair (its JPEGs). A
+    # pair before the failing one switched whole; the failing one keeps its old renditions.
     case = draft_case(photographer.user, views=("front", "left_oblique"))
-    for _ in range(3):
-        for n in range(1, 13):
+    for _ in range(8):
+        for n in range(1, 5):
             for after_write in (False, True):
                 old = renditions_of(case)
                 with failing_saves({n}, after_write) as faults:
@@ -507,6 +509,23 @@ def test_failed_storage_writes_ask_for_a_retry_and_leave_no_row_without_its_file
         unpublish(reviewer, case)
         assert_not_public(case)
     assert_consistent(WRITE)
+
+    # Publishing a case with its JPEGs only: writes 1-6 render its public set (AVIF, WebP
+    # and JPEG of both photos) before the approval. A failure there refuses the publication
+    # with a reason: the case stays in review, nothing public, nothing orphaned.
+    for n in range(1, 7):
+        case = review_case(public_set=False)
+        with failing_saves({n}, after_write=n % 2 == 0) as faults:
+            response = reviewer.post(f"/staff/cases/{case.pk}/publish/", OVERRIDE, follow=True)
+        assert faults.fired == 1
+        assert "The public photos could not be made just now" in response.content.decode()
+        case.refresh_from_db()
+        assert case.status == Case.Status.REVIEW
+        assert_not_public(case)
+        assert_consistent(WRITE)
+        publish(reviewer, case)
+        assert_fully_public(case)
+        assert_pages_link_existing_files(visitor, case)
 
     assert INJECTED[WRITE] >= FAULTS_PER_POINT
 
@@ -691,7 +710,7 @@ def test_database_failures_after_a_storage_write_never_leave_a_row_pointing_at_a
 
 
 def test_failed_rendition_builds_keep_the_last_good_renditions_and_can_be_retried(
-    photographer, visitor
+    photographer, reviewer, visitor
 ):
     # The upload view: the photo is kept without renditions; sending it again renders it.
     for error_type in RENDER_ERRORS:
@@ -704,12 +723,13 @@ def test_failed_rendition_builds_keep_the_last_good_renditions_and_can_be_retrie
         retry = upload(photographer.client, case, "before")
         assert retry.status_code == 201 and retry.json()["photo"]["rendered"] is True
 
-    # A rebuild of a draft case with two pairs (4 photos, 12 encodes), failing as it
-    # starts, while converting colour, or while encoding, with each kind of error.
+    # A rebuild of a draft case with two pairs (4 photos, 4 encodes: a draft's JPEGs),
+    # failing as it starts, while converting colour, or while encoding, with each kind of
+    # error.
     case = draft_case(photographer.user, views=("front", "left_oblique"))
     plan = [("render_crop", n) for n in range(1, 5)]
     plan += [("_to_srgb", n) for n in range(1, 5)]
-    plan += [("encode", n) for n in range(1, 13)]
+    plan += [("encode", n) for n in range(1, 5)]
     for error_type in RENDER_ERRORS:
         for where, n in plan:
             old = renditions_of(case)
@@ -734,11 +754,11 @@ def test_failed_rendition_builds_keep_the_last_good_renditions_and_can_be_retrie
         check_public_case_after_fault(RENDER, visitor, case)
     assert_pages_link_existing_files(visitor, case, and_the_list=True)
 
-    # A new crop through the staff view: the pair is rendered again; a failure keeps the
-    # old renditions.
+    # A new crop through the staff view: the pair is rendered again (its 2 JPEGs); a
+    # failure keeps the old renditions.
     case = draft_case(photographer.user, views=("front",))
     target = case.photos.get(role="after")
-    for n in range(1, 7):
+    for n in range(1, 3):
         old = renditions_of(case)
         with failing_render({n}, "encode", RENDER_ERRORS[n % len(RENDER_ERRORS)]):
             response = photographer.client.post(
@@ -748,6 +768,26 @@ def test_failed_rendition_builds_keep_the_last_good_renditions_and_can_be_retrie
         assert response.status_code == 302
         assert renditions_of(case) == old
         assert_consistent(RENDER)
+
+    # Publishing a case with its JPEGs only renders its public set first (2 photos, 6
+    # encodes): a failure there refuses the publication; the case stays in review with
+    # its JPEGs, and publishing again works.
+    case = review_case(public_set=False)
+    plan = [("render_crop", n) for n in range(1, 3)]
+    plan += [("_to_srgb", n) for n in range(1, 3)]
+    plan += [("encode", n) for n in range(1, 7)]
+    for error_type in RENDER_ERRORS:
+        for where, n in plan:
+            old = renditions_of(case)
+            with failing_render({n}, where, error_type) as faults:
+                response = reviewer.post(f"/staff/cases/{case.pk}/publish/", OVERRIDE, follow=True)
+            assert faults.fired == 1
+            assert "The public photos could not be made just now" in response.content.decode()
+            assert renditions_of(case) == old
+            assert_not_public(case)
+            assert_consistent(RENDER)
+    publish(reviewer, case)
+    assert_fully_public(case)
 
     assert INJECTED[RENDER] >= FAULTS_PER_POINT
 

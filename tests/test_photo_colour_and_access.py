@@ -37,7 +37,7 @@ def photo(db):
     case = make_case(photos=False, status="draft", published_at=None)
     for role in ("before", "after"):
         add_photo(case, role, "front", io.BytesIO(skin_jpeg(9, 3, role, (600, 400))), "x.jpg")
-    build_renditions(case)
+    build_renditions(case, public=True)  # every format, as once published
     return case.photos.get(role="before")
 
 

@@ -21,3 +21,22 @@ def test_migrate_forgets_reference_ids_cached_from_another_database(client):
     facets = client.get("/api/cases/?fitzpatrick=5").json()["facets"]
     assert facets["concern"]["stretch-marks"] == 1
     assert facets["treatment"][case.treatment.slug] == 1
+
+
+def test_a_practitioners_locations_renew_the_pages_only_when_they_change():
+    from gallery.cache import current_generation
+    from tests.conftest import make_location, make_practitioner
+
+    north, south = make_location("north"), make_location("south")
+    person = make_practitioner("ana", locations=[north])
+    first = current_generation()
+    person.locations.add(north)  # already there: nothing changed
+    assert current_generation() == first
+    person.locations.add(south)
+    second = current_generation()
+    assert second != first
+    person.locations.remove(south)
+    third = current_generation()
+    assert third != second
+    person.locations.clear()
+    assert current_generation() != third

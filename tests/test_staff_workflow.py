@@ -97,6 +97,8 @@ def test_a_photographer_adds_a_case_with_a_heic_and_a_jpeg_then_a_reviewer_publi
     after = upload(client, case, heic_bytes(3), "IMG_2.HEIC", "after")
     assert before.status_code == 201 and after.status_code == 201, after.json()
     assert after.json()["photo"]["rendered"] is True
+    # Staff previews first: a draft's photos have their JPEGs only.
+    assert {r["format"] for p in case.photos.all() for r in p.renditions} == {"jpeg"}
     page = client.get(f"/staff/cases/{case.pk}/").content.decode()
     assert "data-compare" in page and "/staff/photos/" in page and "/media/public/" not in page
     assert "Caption the public will see" in page and case.disclosure() in page
@@ -111,6 +113,19 @@ def test_a_photographer_adds_a_case_with_a_heic_and_a_jpeg_then_a_reviewer_publi
     assert "Approved and published" in response.content.decode()
     assert list(Case.objects.public()) == [case]
     assert client.get(case.get_absolute_url()).status_code == 200
+    assert case.photos.exclude(public_key="").count() == 2
+    # The public set was rendered on publication, and the public page offers it.
+    for photo in case.photos.all():
+        assert {r["format"] for r in photo.renditions} == {"avif", "webp", "jpeg"}
+    page = client.get(case.get_absolute_url()).content.decode()
+    assert 'type="image/avif"' in page and 'type="image/webp"' in page
+
+    # A change to a published case renders its whole set at once (it is public already).
+    from gallery.publication import build_renditions
+
+    with django_capture_on_commit_callbacks(execute=True):
+        build_renditions(case, "front")
+    assert all(len(p.renditions) % 3 == 0 for p in case.photos.all())
     assert case.photos.exclude(public_key="").count() == 2
 
 
@@ -304,3 +319,31 @@ def test_an_upload_renders_only_its_own_view(client, photographer, patient_with_
         p.pk: [r["name"] for r in p.renditions] for p in case.photos.filter(view="front")
     } == front
     assert case.photos.get(view="close_up").rendered_at is not None
+
+
+def test_a_published_pair_with_only_its_jpegs_gets_its_public_set_from_the_sync(
+    django_capture_on_commit_callbacks,
+):
+    """A crop saved while the case was being published leaves a published pair with its
+    JPEGs only: the next sync renders the public set before putting the pair up."""
+    from django.utils import timezone
+
+    from gallery.publication import add_photo, build_renditions, sync_publication
+    from tests.conftest import make_case
+
+    case = make_case(photos=False, status=Case.Status.REVIEW, published_at=None)
+    for role in ("before", "after"):
+        add_photo(case, role, "front", io.BytesIO(skin_jpeg(4, 3, role, (600, 400))), "p.jpg")
+    build_renditions(case)
+    assert {r["format"] for p in case.photos.all() for r in p.renditions} == {"jpeg"}
+    reviewer = make_user(groups=["Reviewers"])
+    Case.objects.filter(pk=case.pk).update(
+        status=Case.Status.PUBLISHED, reviewed_by=reviewer, published_at=timezone.now()
+    )
+    assert not case.photos.exclude(public_key="").exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        sync_publication()
+    for photo in case.photos.all():
+        assert {r["format"] for r in photo.renditions} == {"avif", "webp", "jpeg"}
+        assert photo.public_key
+    assert list(Case.objects.public()) == [case]

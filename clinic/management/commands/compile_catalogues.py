@@ -6,6 +6,7 @@ are build output and never committed, so they cannot drift from the catalogues.
 A catalogue with an entry still marked fuzzy, or a translation whose placeholders differ
 from the English text's, is refused: it would show English, or break, on a page."""
 
+import os
 import re
 from pathlib import Path
 
@@ -59,7 +60,11 @@ def compile_catalogues(roots=None) -> list[Path]:
         if found:
             wrong += [f"{path}: {problem}" for problem in found]
             continue
-        catalogue.save_as_mofile(str(path.with_suffix(".mo")))
+        # Written beside and renamed into place: a test run or a server starting at the same
+        # moment reads the old file or the new one, never half of one.
+        partial = path.with_suffix(f".mo.{os.getpid()}")
+        catalogue.save_as_mofile(str(partial))
+        partial.replace(path.with_suffix(".mo"))
         done.append(path)
     if wrong:
         raise CommandError("\n".join(wrong))

@@ -174,7 +174,7 @@ class Command(BaseCommand):
                 image.save(buf, format="JPEG", quality=90)
                 buf.seek(0)
                 add_photo(case, role, Photo.View.FRONT, buf, f"demo-{role}.jpg")
-            build_renditions(case)
+            build_renditions(case, public=True)  # published below: one rendering
             # Through the workflow, as on the staff pages: submitted, then published.
             submit_for_review(case, staff)
             publish(case, staff, override="Demo case: synthetic images.")
