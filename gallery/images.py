@@ -435,11 +435,13 @@ def render_crop(
 ) -> list[tuple[str, int, int, bytes]]:
     """Render ``crop`` of an image at each of ``sizes`` in each format.
 
-    Returns [(format, width, height, data)]. The pipeline is: decode once, at the
-    smallest DCT scale that still covers twice the largest output (JPEG draft), crop,
-    downscale (Lanczos), orient, convert to sRGB, copy the pixels into a fresh image
-    (which drops every metadata block), then make each smaller width from that and
-    encode every output, side by side.
+    Returns [(format, width, height, data)], largest size first, format by format. The
+    pipeline is: decode once, at the smallest DCT scale that still covers twice the
+    largest output (JPEG), crop, downscale (Lanczos 3), orient, convert to sRGB, keep the
+    pixels alone (no EXIF, GPS, XMP, comments, ICC or trailing data), then make each
+    smaller width from that and encode every output, side by side. A JPEG (RGB or grey)
+    is decoded, cropped and reduced by libvips as a stream of strips; anything else, and
+    any JPEG libvips refuses, by Pillow. Every file has passed ``validate_photo`` first.
 
     ``rotation`` (degrees, clockwise on the upright image) turns the crop rectangle about
     its centre: the region around the turned rectangle is decoded and scaled as above,
