@@ -186,3 +186,42 @@ def test_a_stored_original_is_read_through_its_file_descriptor(tmp_path, monkeyp
     assert type(sources[0]) is images.pyvips.Source  # not the callback-driven SourceCustom
     r, g, b = Image.open(io.BytesIO(data)).convert("RGB").getpixel((20, 20))
     assert r > 180 and g < 80  # the red patch, top left
+
+
+def test_a_heic_is_decoded_once_for_its_check_alignment_and_renditions(monkeypatch):
+    """An upload's validation, then its pair's alignment and renditions, read the same
+    file: a HEIC (no reduced decode) is decoded once, and the renditions are the same as
+    from a fresh decode."""
+    images.register_heif()
+    import pillow_heif
+    from pillow_heif.as_plugin import HeifImage
+
+    heif = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(io.BytesIO(skin_jpeg(5, 3, "after", (900, 600))))).save(
+        heif, quality=80
+    )
+    data = heif.getvalue()
+    decodes = []
+    decode = HeifImage.data
+
+    def counted(self):
+        decodes.append(1)
+        return decode.fget(self)
+
+    monkeypatch.setattr(HeifImage, "data", property(counted))
+    monkeypatch.setattr(images, "_decoded", {})
+    facts = images.validate_photo(io.BytesIO(data), "IMG_1.HEIC", 10**8, 10**8)
+    assert facts.format == "heic" and len(decodes) == 1
+    grey, size = images.upright_grey(io.BytesIO(data), 300)
+    assert size == (900, 600) and grey.size == (300, 200)
+    once = render(data, formats=("jpeg", "webp"))
+    assert len(decodes) == 1  # the remembered pixels, twice
+
+    images._decoded.clear()  # a fresh decode makes the same renditions
+    assert render(data, formats=("jpeg", "webp")) == once
+    assert len(decodes) == 2
+    # Another file is decoded, and then remembered instead.
+    other = io.BytesIO()
+    Image.open(io.BytesIO(data)).rotate(90, expand=True).save(other, format="PNG")
+    images.upright_grey(io.BytesIO(other.getvalue()), 300)
+    assert list(images._decoded) == [images._file_digest(io.BytesIO(other.getvalue()))]
