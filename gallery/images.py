@@ -122,16 +122,19 @@ def _file_digest(fp: BinaryIO) -> str:
 
 def _remember(key: str, im: Image.Image) -> None:
     if im.format not in ("JPEG", "MPO") and im.width * im.height <= DECODED_MAX_PIXELS:
-        copy = im.copy()  # ``im`` is closed with its file
+        # An image sharing ``im``'s decoded pixels (no copy): closing ``im`` with its file
+        # leaves them to this one.
+        kept = im._new(im.im)
         with _decoded_lock:
             _decoded.clear()
-            _decoded[key] = copy
+            _decoded[key] = kept
 
 
-def _loaded(im: Image.Image, fp: BinaryIO) -> Image.Image:
+def _loaded(im: Image.Image, fp: BinaryIO, remember: bool = True) -> Image.Image:
     """``im`` (opened from ``fp``) decoded in full: the remembered pixels of the same file
-    when there are, else decoded now and remembered. A JPEG is returned as it is (its
-    callers decode it at a reduced scale)."""
+    when there are, else decoded now (and remembered, unless ``remember`` is off: the
+    renditions, the last step, free theirs before encoding). A JPEG is returned as it is
+    (its callers decode it at a reduced scale)."""
     if im.format in ("JPEG", "MPO"):
         return im
     key = _file_digest(fp)
@@ -140,7 +143,8 @@ def _loaded(im: Image.Image, fp: BinaryIO) -> Image.Image:
     if known is not None:
         return known
     im.load()
-    _remember(key, im)
+    if remember:
+        _remember(key, im)
     return im
 
 
@@ -531,7 +535,7 @@ def render_crop(
         if big is None:
             if wanted:
                 im.draft("RGB", wanted)
-            source = _loaded(im, fp)
+            source = _loaded(im, fp, remember=False)
             if source.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
                 # Palette, 16-bit and other modes: resample in 8-bit RGB(A).
                 source = source.convert("RGBA" if source.mode in ("P", "PA", "La") else "RGB")

@@ -220,6 +220,7 @@ def test_a_heic_is_decoded_once_for_its_check_alignment_and_renditions(monkeypat
     images._decoded.clear()  # a fresh decode makes the same renditions
     assert render(data, formats=("jpeg", "webp")) == once
     assert len(decodes) == 2
+    assert not images._decoded  # the renditions free their pixels before encoding
     # Another file is decoded, and then remembered instead.
     other = io.BytesIO()
     Image.open(io.BytesIO(data)).rotate(90, expand=True).save(other, format="PNG")
