@@ -1,15 +1,6 @@
 """Where the consultation button of a case leads."""
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 from django.conf import settings
-
-
-def with_params(url: str, **params: str) -> str:
-    """The URL with these query parameters set, its other parameters and fragment kept."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
 
 
 def target(case=None) -> str:

@@ -814,16 +814,6 @@ def _watermarked(im: Image.Image, text: str) -> Image.Image:
     return im
 
 
-def upright_thumbnail(fp: BinaryIO, width: int = 480) -> Image.Image:
-    """A small upright RGB copy (for checks); never used for public output."""
-    with Image.open(fp, formats=OPEN_FORMATS) as im:
-        if im.format in ("JPEG", "MPO"):
-            im.draft("RGB", (width, width))
-        im = ImageOps.exif_transpose(im)
-        im.thumbnail((width, width * 4))
-        return _to_srgb(im, im.info.get("icc_profile"))
-
-
 def upright_grey(fp: BinaryIO, longest: int = 1000) -> tuple[Image.Image, tuple[int, int]]:
     """A small upright greyscale copy (longest side at most ``longest``) for feature
     matching, and the upright size of the full image. Never used for public output."""

@@ -436,17 +436,13 @@ def sync_public_files(case_id: int) -> bool:
 def _sync_public_files(case: Case) -> bool:
     case_id = case.pk
     if case.is_public:
-        lacking = [
-            b.view
-            for b, a in case.complete_pairs()
-            if not has_public_set(b) or not has_public_set(a)
-        ]
-        if lacking:
+        pairs = case.complete_pairs()
+        if not all(has_public_set(photo) for pair in pairs for photo in pair):
             # Only JPEGs (a crop landed while the case was being published): the public set
             # first; its build ends with this same sync (in a worker, or here and now).
             build_case_renditions.enqueue(case_id)
             return Case.objects.public().filter(pk=case_id).exists()
-        pair_ids = {p.pk for pair in case.complete_pairs() for p in pair}
+        pair_ids = {photo.pk for pair in pairs for photo in pair}
         for photo in case.photos.all():
             if photo.pk in pair_ids and not photo.public_key:
                 _publish_photo(photo)

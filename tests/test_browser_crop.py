@@ -28,6 +28,16 @@ pytestmark = [
 ]
 
 
+def counted_renders(monkeypatch) -> list:
+    """The calls of build_renditions from now on (each still renders)."""
+    renders = []
+    real = publication.build_renditions
+    monkeypatch.setattr(
+        publication, "build_renditions", lambda *a, **k: renders.append(a) or real(*a, **k)
+    )
+    return renders
+
+
 def names(photo):
     return {r["name"] for r in photo.renditions}
 
@@ -75,11 +85,7 @@ def test_crop_editor_drag_zoom_and_one_rendering(live_server, new_page, monkeypa
     after = case.photos.get(role="after")
     aspect = (after.crop_width * after.width) / (after.crop_height * after.height)
 
-    renders = []
-    real = publication.build_renditions
-    monkeypatch.setattr(
-        publication, "build_renditions", lambda *a, **k: renders.append(a) or real(*a, **k)
-    )
+    renders = counted_renders(monkeypatch)
 
     page = new_page(is_mobile=True)
     log_in(page, live_server.url, "admin")
@@ -193,11 +199,7 @@ def test_crop_editor_turns_the_after_photo_and_the_rendering_follows(
     aligned_turn = -after.rotation
     old = {p.pk: names(p) for p in (before, after)}
     old_pixels = largest_jpeg(after)
-    renders = []
-    real = publication.build_renditions
-    monkeypatch.setattr(
-        publication, "build_renditions", lambda *a, **k: renders.append(a) or real(*a, **k)
-    )
+    renders = counted_renders(monkeypatch)
 
     page = new_page(is_mobile=True)
     log_in(page, live_server.url, "admin")
