@@ -137,10 +137,6 @@ class Server:
             int(p.name) for p in Path("/proc").glob("[0-9]*") if stat(p.name)[1:2] == [master]
         )
 
-    def cpu(self) -> float:
-        """CPU seconds of the current workers, all their threads."""
-        return sum(map(cpu_seconds, self.workers()))
-
 
 @contextmanager
 def gunicorn(
@@ -226,12 +222,6 @@ def stat(pid: int | str) -> list[str]:
         return []
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads (a gthread worker serves in threads)."""
-    fields = stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
-
-
 def reap(proc: subprocess.Popen) -> tuple[str, Any]:
     """A child's whole stdout, then its exit (``returncode`` set) and its own rusage."""
     with proc.stdout:  # type: ignore[union-attr]
@@ -251,8 +241,6 @@ class Load:
     socket_errors: Counter = field(default_factory=Counter)
     hits: int = 0  # answers with X-Cache: hit
     body: int = 0  # bodies only, as sent (compressed when the server compressed)
-    client_cpu: float = 0.0  # CPU seconds of wrk
-    server_cpu: float = 0.0  # CPU seconds of the gunicorn workers meanwhile, when measured
     hist: Counter = field(default_factory=Counter)
 
     @property
@@ -260,13 +248,8 @@ class Load:
         return (self.requests - self.not_200) / self.seconds if self.seconds else 0.0
 
     @property
-    def cpu_ms(self) -> float:
-        """Workers' CPU per answer: unlike req/s, barely moved by other load on the machine."""
-        return 1000 * self.server_cpu / max(1, self.requests)
-
-    @property
     def errors(self) -> int:
-        return self.not_200 + sum(self.socket_errors.values())
+        return self.not_200 + self.socket_errors.total()
 
     def error_text(self) -> str:
         parts = [f"{kind} x{n}" for kind, n in self.socket_errors.items() if n]
@@ -300,16 +283,15 @@ def wrk_start(
 
 
 def wrk_wait(proc: subprocess.Popen) -> Load:
-    """The JSON line wrk.lua's done() prints, and wrk's own CPU from wait4."""
-    out, usage = reap(proc)
+    """The JSON line wrk.lua's done() prints."""
+    out = proc.communicate()[0]
     line = next((x for x in out.splitlines() if x.startswith("{")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out[-2000:]}")
     data = json.loads(line)
     hist = Counter(us / 1e6 for us in data.pop("permilles"))
     hist = Counter({s: n * data["requests"] / 1000 for s, n in hist.items()})
-    data["socket_errors"] = Counter(data["socket_errors"])
-    return Load(**data, client_cpu=usage.ru_utime + usage.ru_stime, hist=hist)
+    return Load(**data | {"socket_errors": Counter(data["socket_errors"])}, hist=hist)
 
 
 def quantile(hist: Counter, q: float) -> float:

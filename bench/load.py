@@ -43,15 +43,8 @@ LOG_PROBLEMS = {
     "renditions failed": r"Could not build renditions",
 }
 SHUTDOWN_PROBLEMS = ("worker timeout", "database is locked", "traceback")
-ACCESS_LINE = re.compile(r'^<(\d+)> "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 UPLOAD_FIELDS = {"role": "before", "view": "front"}  # the file part comes after them
-
-
-def machine_busy() -> float:
-    """Seconds every CPU of the machine has spent busy, from /proc/stat."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (f[0] + f[1] + f[2] + f[5] + f[6]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -64,23 +57,20 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Stats:
-    """A phase seen from the server: worker cores, peak RSS of all workers and of the
-    largest, replaced workers, and the cores of the load generator and everything else."""
+    """A phase seen from the server: peak RSS of all workers and of the largest, replaced
+    workers."""
 
     wall: float = 0.0
-    cores: float = 0.0
     peak_all_mb: float = 0.0
     peak_one_mb: float = 0.0
     replaced: list[int] = field(default_factory=list)
-    client: float = 0.0
-    others: float = 0.0
 
 
 @contextmanager
 def watch(server: app.Server) -> Iterator[Stats]:
     """Stats of the block, memory sampled every 0.2 s."""
     stats, pids, stop = Stats(), server.workers(), threading.Event()
-    cpu0, busy0, t0 = server.cpu(), machine_busy(), time.perf_counter()
+    t0 = time.perf_counter()
 
     def sample() -> None:
         while not stop.wait(0.2):
@@ -94,9 +84,6 @@ def watch(server: app.Server) -> Iterator[Stats]:
     stop.set()
     thread.join()
     stats.wall = time.perf_counter() - t0
-    stats.cores = (sum(map(app.cpu_seconds, pids)) - cpu0) / stats.wall
-    busy = (machine_busy() - busy0) / stats.wall
-    stats.others = max(0.0, busy - stats.cores - stats.client)
     stats.replaced = sorted(set(server.workers()) ^ set(pids))
 
 
@@ -117,12 +104,7 @@ def read_load(
         loads = {path: app.Load(0) for path in paths}
         for path, proc in procs:
             loads[path] += app.wrk_wait(proc)
-        stats.client = sum(x.client_cpu for x in loads.values()) / (seconds + RAMP)
     return loads, stats
-
-
-# ---------------------------------------------------------------------------------------
-# Uploads
 
 
 @dataclass
@@ -281,10 +263,6 @@ def verify(uploads: list[Upload], verified: dict[str, list[dict]]) -> list[list[
     return rows
 
 
-# ---------------------------------------------------------------------------------------
-# Main
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=30, help="seconds of read load")
@@ -345,22 +323,15 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
         rows.append([label, str(x.requests), f"{x.rps:.0f}", *latencies, kb, hits, x.error_text()])
     head = ["url", "answers", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "kB", "hits"]
     app.print_table(rows, [*head, "errors"])
-    print(
-        f"  server: {1000 * rs.cores * rs.wall / total.requests:.2f} CPU ms per answer; peak RSS "
-        f"{rs.peak_all_mb:.0f} MB all workers; req/s: 200s per second; kB: body per answer"
-    )
-    if warm_total.errors:
-        print(f"  warm-up errors: {warm_total.error_text()}")
-
+    print(f"  peak RSS {rs.peak_all_mb:.0f} MB all workers; req/s: 200s per second; kB: body")
     print(f"\nUploads: {len(uploads)} concurrent, {sent / len(uploads):.1f} MB each ({size}):")
     head = ["upload", "MB", "status", "s", "sha256", "db hash", "file hash", "renditions"]
     app.print_table(verify(uploads, verified), [*head, "lost because"])
     print(
-        f"  {sent / us.wall:.1f} MB/s over {us.wall:.1f} s; server CPU per upload "
-        f"{us.cores * us.wall / len(uploads):.2f} s; peak RSS {us.peak_all_mb:.0f} MB all "
-        f"workers, {us.peak_one_mb:.0f} the largest"
+        f"  peak RSS {us.peak_all_mb:.0f} MB all workers, {us.peak_one_mb:.0f} the largest\n"
+        "\nServer log (from the start; from the stop on, timeouts, tracebacks, database locked):"
     )
-    problems = server_side(tmp, stop_offset) + len(set(rs.replaced + us.replaced))
+    problems = log_problems(server.log, stop_offset) + len(set(rs.replaced + us.replaced))
     lost = len([u for u in uploads if u.error])
     took = Counter(u.seconds for u in uploads if u.status)
     latency = " / ".join(ms(app.quantile(total.hist, q)) for q in (0.5, 0.95, 0.99))
@@ -368,7 +339,6 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
     conns = f"{args.connections} conns, {args.duration} s, warm-up too"
     lost_what = f"{len(uploads)} x {args.upload_mb:g} MB, SHA-256 db + file"
     log_check = "server log: timeouts, tracebacks, database locked, replaced workers"
-    cpus = f"{rs.cores:.2f} / {rs.client:.2f} / {rs.others:.2f}"
     upload_latency = f"{app.quantile(took, 0.5):.1f} / {app.quantile(took, 0.99):.1f} s"
     checks = [
         (f"read load: errors ({conns})", f"{errors} of {answers}", "0", not errors),
@@ -376,7 +346,6 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
         (log_check, str(problems), "0", not problems),
         ("read load: requests/second", f"{total.rps:.0f}", "-", None),
         ("read load: p50 / p95 / p99 latency", f"{latency} ms", "-", None),
-        ("read load: CPUs server / client / other processes", cpus, "-", None),
         ("uploads: throughput", f"{sent / us.wall:.1f} MB/s ({us.wall:.1f} s)", "-", None),
         ("uploads: latency p50 / p99", upload_latency, "-", None),
     ]
@@ -388,26 +357,10 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def server_side(tmp: Path, stop_offset: int) -> int:
-    """The access log by status and by worker; failures in the server log (from
-    ``stop_offset``, when gunicorn was being stopped, only SHUTDOWN_PROBLEMS)."""
-    statuses: Counter = Counter()
-    per_worker: Counter = Counter()
-    uploads_per_worker: Counter = Counter()
-    for line in (tmp / "access.log").read_text(errors="replace").splitlines():
-        if m := ACCESS_LINE.match(line):
-            pid, method, path, status = m.groups()
-            if path.endswith("/photos/"):
-                path = "/staff/cases/<pk>/photos/"
-                uploads_per_worker[pid] += 1
-            statuses[f"{status} {method} {path.split('?')[0]}"] += 1
-            per_worker[pid] += 1
-    print("\nServer side (gunicorn access log, warm-up and login included):")
-    for key, n in sorted(statuses.items()):
-        print(f"  {key}: {n}")
-    print(f"  answers per worker pid: {dict(per_worker)}")
-    print(f"  uploads per worker pid: {dict(uploads_per_worker)}")
-    text = (tmp / "gunicorn.log").read_bytes()
+def log_problems(log: Path, stop_offset: int) -> int:
+    """Failures in gunicorn's log; from ``stop_offset``, when gunicorn was being stopped,
+    only SHUTDOWN_PROBLEMS."""
+    text = log.read_bytes()
     running = len(text[:stop_offset].decode(errors="replace").splitlines())
     lines = text.decode(errors="replace").splitlines()
     problems: Counter = Counter()
@@ -418,7 +371,7 @@ def server_side(tmp: Path, stop_offset: int) -> int:
                 if problems[name] <= 3:
                     print(f"  > {name}: {' | '.join(lines[max(0, i - 1) : i + 2])[:400]}")
     if not problems:
-        print("  server log: no worker timeout, traceback, 'database is locked' or failed upload")
+        print("  no worker timeout, traceback, 'database is locked' or failed upload")
     return sum(problems.values())
 
 

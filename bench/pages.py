@@ -11,7 +11,6 @@ import secrets
 import statistics
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,69 +22,37 @@ TARGET_SLIDER_KB = 10.0  # compare.js, at most
 KB = 1000  # as DevTools counts
 SLIDER_JS = app.ROOT / "static" / "gallery" / "compare.js"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3}
-# (label, page, anchor): the ratio of their rates.
-PAIRS = [("list/cheapest", "list", "cheapest"), ("case/cheapest", "case", "cheapest")]
-PAIRS += [("list/static", "list", "static-list"), ("case/static", "case", "static-case")]
-PAIRS += [("static-list/cheapest", "static-list", "cheapest")]
+# (page, anchor): the ratio of their rates; targets on the first two.
+PAIRS = [("list", "cheapest"), ("case", "cheapest"), ("list", "static-list")]
+PAIRS += [("case", "static-case"), ("static-list", "cheapest")]
 
 
 def measure(server: app.Server, path: str, seconds: int, conns: int, bust: str = "") -> app.Load:
-    """One target for ``seconds``: wrk's figures and the workers' CPU meanwhile."""
-    cpu0 = server.cpu()
-    load = app.wrk_wait(app.wrk_start(server.base + path, seconds, conns, bust))
-    load.server_cpu = server.cpu() - cpu0
-    return load
+    return app.wrk_wait(app.wrk_start(server.base + path, seconds, conns, bust))
 
 
-@dataclass
-class PageWeight:
-    """Bytes on the wire of a first visit: encodedDataLength of CDP's loadingFinished."""
-
-    path: str
-    by_type: Counter = field(default_factory=Counter)
-    count_by_type: Counter = field(default_factory=Counter)
-    document: tuple[int, str] = (0, "")  # bytes, Content-Encoding
-    failed: list[str] = field(default_factory=list)
-    images: dict[str, Any] = field(default_factory=dict)
-
-
-IMAGES_JS = """() => {
-  const imgs = [...document.images], fold = window.innerHeight;
-  return {total: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWidth).length,
-          above_fold: imgs.filter(i => i.getBoundingClientRect().top < fold).length,
-          lazy: imgs.filter(i => i.loading === 'lazy').length,
-          height: document.documentElement.scrollHeight};
-}"""
-
-
-def phone_weight(browser: Any, base: str, path: str) -> PageWeight:
-    """One page in a fresh context (empty HTTP cache), loaded until the network is idle."""
+def phone_weight(browser: Any, url: str) -> tuple[Counter, Counter]:
+    """Bytes on the wire and responses by resource type of a first visit (a fresh context,
+    until the network is idle): encodedDataLength of CDP's loadingFinished."""
     context = browser.new_context(is_mobile=True, has_touch=True, **PHONE)
     page = context.new_page()
     cdp = context.new_cdp_session(page)
-    weight = PageWeight(path)
-    kinds: dict[str, tuple[str, str]] = {}  # request id: resource type, Content-Encoding
+    kinds: dict[str, str] = {}  # request id: resource type
+    weight, count = Counter(), Counter()
 
-    def on_response(e: dict) -> None:
-        headers = {k.lower(): v for k, v in e["response"]["headers"].items()}
-        kinds[e["requestId"]] = (e.get("type", "Other"), headers.get("content-encoding", "none"))
+    def on_finished(event: dict) -> None:
+        kind = kinds.get(event["requestId"], "Other")
+        weight[kind] += int(event["encodedDataLength"])
+        count[kind] += 1
 
-    def on_finished(e: dict) -> None:
-        kind, encoding = kinds.get(e["requestId"], ("Other", ""))
-        weight.by_type[kind] += int(e["encodedDataLength"])
-        weight.count_by_type[kind] += 1
-        if kind == "Document":
-            weight.document = (int(e["encodedDataLength"]), encoding)
-
-    cdp.on("Network.responseReceived", on_response)
+    cdp.on("Network.responseReceived", lambda e: kinds.update({e["requestId"]: e["type"]}))
     cdp.on("Network.loadingFinished", on_finished)
-    cdp.on("Network.loadingFailed", lambda e: weight.failed.append(str(e)))
+    cdp.on("Network.loadingFailed", lambda e: print(f"  failed: {url}: {e}"))
     cdp.send("Network.enable")
-    page.goto(base + path, wait_until="networkidle", timeout=30000)
+    page.goto(url, wait_until="networkidle", timeout=30000)
     page.wait_for_timeout(500)  # late CDP events
-    weight.images = page.evaluate(IMAGES_JS)
     context.close()
-    return weight
+    return weight, count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,90 +85,54 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> int:
         (tmp / "staticfiles" / "bench" / f"{name}.html").write_bytes(html)
         targets[f"static-{name}"] = f"/static/bench/{name}.html"
 
-    rounds = []  # (the target measured first, {target: app.Load})
-    checks, weights = [], []
+    rounds, weights = [], {}  # rounds: {target: app.Load} each
     with app.gunicorn(env, tmp, workers=args.workers) as server:
         print(f"gunicorn on {server.base}: {args.workers} sync workers; case page {case_path}")
-        for name in ("list", "case"):
+        for name in pages:
             _, headers, html = app.get(server.port, targets[name])
             copy = app.get(server.port, targets[f"static-{name}"])[2]
-            same = "yes" if html == pages[name] == copy else "NO"
-            checks.append(
-                f"{name}: view {len(html)} B (X-Cache {headers.get('x-cache', 'miss')}), "
-                f"static copy {len(copy)} B, identical: {same}"
-            )
-        checks.append(f"load average before the rounds: {app.loadavg()}")
+            same = "identical" if html == pages[name] == copy else "NOT IDENTICAL"
+            cache = headers.get("x-cache", "miss")
+            print(f"  {name}: view {len(html)} B (X-Cache {cache}), static {len(copy)} B: {same}")
+        print(f"  load average before the rounds: {app.loadavg()}")
+        names, conns = list(targets), args.connections
         for path in targets.values():  # warm-up: imports, templates, the page cache
-            measure(server, path, 1, args.connections)
-        names = list(targets)
+            measure(server, path, 1, conns)
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
-            samples = {
-                n: measure(server, targets[n], args.duration, args.connections) for n in order
-            }
-            rounds.append((order[0], samples))
-            print(f"  round {r + 1}/{args.rounds} done", flush=True)
+            rounds.append({n: measure(server, targets[n], args.duration, conns) for n in order})
         # Last, since each miss writes a cache entry and the file cache culls a third of
         # its entries at 300; longer, since a miss takes far longer than a hit.
         window = args.duration if args.quick else max(2, args.duration)
-        token = secrets.token_hex(4)
-        busted = {
-            n: measure(server, targets[n], window, args.connections, token if n in pages else "")
-            for n in names
-        }
-        checks.append(f"load average after the rounds: {app.loadavg()} (other processes)")
+        bust = {n: secrets.token_hex(4) if n in pages else "" for n in names}
+        busted = {n: measure(server, targets[n], window, conns, bust[n]) for n in names}
+        print(f"  load average after the rounds: {app.loadavg()} (other processes)")
         if not args.no_browser:
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=app.CHROMIUM, args=app.CHROMIUM_ARGS)
-                weights = [phone_weight(browser, server.base, targets[n]) for n in pages]
+                weights = {
+                    targets[n]: phone_weight(browser, server.base + targets[n]) for n in pages
+                }
                 browser.close()
-    print("\nChecks:\n  " + "\n  ".join(checks))
-    return report(args, rounds, busted, weights, pages)
+    return report(args, rounds, busted, weights)
 
 
 def kb(n: float) -> str:
     return f"{n / KB:.1f} kB"
 
 
-def ratio(samples: dict[str, app.Load], a: str, b: str, by_cpu: bool = False) -> float:
-    """Page rate / anchor rate; by CPU: anchor CPU ms / page CPU ms, the ratio for a
-    server with the CPUs to itself."""
-    if by_cpu:
-        return samples[b].cpu_ms / samples[a].cpu_ms
-    return samples[a].rps / samples[b].rps if samples[b].rps else float("nan")
+def ratio(samples: dict[str, app.Load], page: str, anchor: str) -> float:
+    return samples[page].rps / samples[anchor].rps if samples[anchor].rps else float("nan")
 
 
-def spread(values: list[float]) -> str:
-    """Interquartile range: how much to trust a median taken on a busy machine."""
-    if len(values) < 4:
-        return "n/a"
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return f"{q1:.2f}-{q3:.2f}"
-
-
-def report(
-    args: argparse.Namespace,
-    rounds: list[tuple[str, dict[str, app.Load]]],
-    busted: dict[str, app.Load],
-    weights: list[PageWeight],
-    pages: dict[str, bytes],
-) -> int:
-    names = list(busted)
+def report(args: argparse.Namespace, rounds: list, busted: dict, weights: dict) -> int:
     print(
-        f"\nRequests/second per round ({args.connections} connections, {args.duration} s per "
-        f"target, gunicorn {args.workers} sync workers, warm page cache):"
+        f"\nPer target ({len(rounds)} warm rounds of {args.duration} s, {args.connections} "
+        f"connections, {args.workers} sync workers; then the uncached round's list and case):"
     )
-    labelled = [(f"{i + 1} ({first} first)", s) for i, (first, s) in enumerate(rounds)]
-    rows = []
-    for label, s in [*labelled, ("uncached", busted)]:
-        ratios = [f"{ratio(s, a, b):.2f}" for _, a, b in PAIRS]
-        rows.append([label, *(f"{s[n].rps:.0f}" for n in names), *ratios])
-    app.print_table(rows, ["round", *names, *(label for label, _, _ in PAIRS)])
-
-    print("\nPer target over all warm rounds (and the uncached round's list and case):")
-    groups = [(n, [s[n] for _, s in rounds]) for n in names]
+    groups = [(n, [s[n] for s in rounds]) for n in busted]
     groups += [(f"{n} uncached", [busted[n]]) for n in ("list", "case")]
     rows = []
     for label, samples in groups:
@@ -211,77 +142,45 @@ def report(
         cells += [f"{app.quantile(total.hist, q) * 1000:.1f}" for q in (0.5, 0.95)]
         cells += [f"{total.body / requests / KB:.1f}"]
         cells += ["-" if "static" in label else f"{100 * total.hits / requests:.0f}%"]
-        cells += [f"{statistics.median(s.server_cpu / s.seconds for s in samples):.2f}"]
-        cells += [f"{statistics.median(s.cpu_ms for s in samples):.2f}"]
-        cells += [f"{total.client_cpu / (len(samples) * args.duration):.2f}"]
         rows.append([*cells, str(total.requests), total.error_text()])
-    head = ["target", "median req/s", "p50 ms", "p95 ms", "body kB", "cache hit", "server CPUs"]
-    app.print_table(rows, [*head, "CPU ms/req", "client CPUs", "answers", "errors"])
-    print(
-        "  server / client CPUs: cores used by the gunicorn workers / by wrk "
-        f"({os.cpu_count()} on this machine); CPU ms/req: the workers' CPU time per answer."
-    )
+    head = ["target", "median req/s", "p50 ms", "p95 ms", "body kB", "cache hit", "answers"]
+    app.print_table(rows, [*head, "errors"])
 
-    paired = {label: [ratio(s, a, b) for _, s in rounds] for label, a, b in PAIRS}
-    medians = {label: statistics.median(values) for label, values in paired.items()}
-    verdicts = []
-    for page in ("list", "case"):
-        m = medians[f"{page}/cheapest"]
-        name = f"{page} page / cheapest view, req/s (median of {len(rounds)} paired)"
-        measured = f"{m:.2f}x (IQR {spread(paired[f'{page}/cheapest'])})"
-        verdicts.append((name, measured, f">= {TARGET_PAGE_RATIO:.2f}x", m >= TARGET_PAGE_RATIO))
-    for w in weights:
-        total = sum(w.by_type.values())
-        ok = total <= TARGET_PHONE_KB * KB
-        verdicts.append((f"phone initial view {w.path}", kb(total), "<= 300 kB", ok))
-    if not weights:
-        verdicts += [
-            (f"phone initial view ({p})", "--no-browser", "<= 300 kB", None) for p in pages
-        ]
-    raw = SLIDER_JS.read_bytes()
-    gz = kb(len(gzip.compress(raw, 9)))
-    name = f"slider JS {SLIDER_JS.relative_to(app.ROOT)} (raw; gzip {gz})"
-    verdicts.append((name, kb(len(raw)), "<= 10 kB", len(raw) <= TARGET_SLIDER_KB * KB))
+    print("\nRatios, page req/s / anchor req/s (warm: median and IQR of the per-round ratios):")
+    rows, verdicts = [], []
+    for page, anchor in PAIRS:
+        paired = [ratio(s, page, anchor) for s in rounds]
+        median = statistics.median(paired)
+        iqr = "n/a"  # how much to trust a median taken on a busy machine
+        if len(paired) >= 4:
+            q1, _, q3 = statistics.quantiles(paired, n=4)
+            iqr = f"{q1:.2f}-{q3:.2f}"
+        label = f"{page}/{anchor}"
+        rows.append([label, f"{median:.2f}x", iqr, f"{ratio(busted, page, anchor):.2f}x"])
+        if anchor == "cheapest" and page in ("list", "case"):
+            name = f"{page} page / cheapest view, req/s (median of {len(rounds)} paired)"
+            ok = median >= TARGET_PAGE_RATIO
+            verdicts.append((name, f"{median:.2f}x (IQR {iqr})", f">= {TARGET_PAGE_RATIO:.2f}x", ok))
+    app.print_table(rows, ["ratio", "warm median", "warm IQR", "uncached"])
+    print("  uncached: every request misses the page cache (a unique Accept).")
 
     if weights:
-        print_weights(weights, pages)
-    print("\nAll ratios (page req/s / anchor req/s; targets only on the first two):")
-    rows = []
-    for label, a, b in PAIRS:
-        by_cpu = statistics.median(ratio(s, a, b, by_cpu=True) for _, s in rounds)
-        cells = [label, f"{medians[label]:.2f}x", spread(paired[label]), f"{by_cpu:.2f}x"]
-        cells += [f"{ratio(busted, a, b):.2f}x", f"{ratio(busted, a, b, by_cpu=True):.2f}x"]
-        rows.append(cells)
-    head = ["ratio", "warm median", "warm IQR", "warm by CPU", "uncached", "uncached by CPU"]
-    app.print_table(rows, head)
-    print(
-        "  warm: median of the paired per-round ratios. by CPU: anchor CPU ms / page CPU ms, "
-        "the ratio for a\n  server with the CPUs to itself. uncached: every request misses "
-        "the page cache (a unique Accept)."
+        print("\nPhone (390x844 @3x, fresh cache, until network idle), bytes on the wire:")
+        types = sorted({t for weight, _ in weights.values() for t in weight})
+        rows = []
+        for path, (weight, count) in weights.items():
+            rows.append([path, *(f"{kb(weight[t])} ({count[t]})" for t in types)])
+            rows[-1].append(kb(weight.total()))
+            ok = weight.total() <= TARGET_PHONE_KB * KB
+            verdicts.append((f"phone initial view {path}", kb(weight.total()), "<= 300 kB", ok))
+        app.print_table(rows, ["page", *types, "total"])
+    raw = SLIDER_JS.read_bytes()
+    name = (
+        f"slider JS {SLIDER_JS.relative_to(app.ROOT)} (raw; gzip {kb(len(gzip.compress(raw, 9)))})"
     )
+    verdicts.append((name, kb(len(raw)), "<= 10 kB", len(raw) <= TARGET_SLIDER_KB * KB))
     app.print_verdicts(verdicts, "target")
     return 1 if args.strict and any(ok is not True for *_, ok in verdicts) else 0
-
-
-def print_weights(weights: list[PageWeight], pages: dict[str, bytes]) -> None:
-    print("\nPhone (390x844 @3x, fresh cache, until network idle), bytes on the wire:")
-    types = sorted({t for w in weights for t in w.by_type})
-    rows = []
-    for w in weights:
-        cells = [f"{kb(w.by_type[t])} ({w.count_by_type[t]})" for t in types]
-        rows.append([w.path, *cells, kb(sum(w.by_type.values()))])
-    app.print_table(rows, ["page", *types, "total"])
-    for w, html in zip(weights, pages.values(), strict=True):
-        size, encoding = w.document
-        gz = f", gzip would be {kb(len(gzip.compress(html, 6)))}" if encoding == "none" else ""
-        i = w.images
-        print(
-            f"  {w.path}: document {kb(size)} (Content-Encoding: {encoding}{gz}); images loaded "
-            f"{i['loaded']} of {i['total']} ({i['above_fold']} start above the fold, {i['lazy']} "
-            f"lazy; page {i['height']} CSS px tall)"
-        )
-        for failure in w.failed:
-            print(f"    failed: {failure}")
 
 
 if __name__ == "__main__":
