@@ -440,4 +440,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # libvips reports every resize and thread pool at INFO: its warnings and errors only.
+    "loggers": {"pyvips": {"level": "WARNING"}},
 }

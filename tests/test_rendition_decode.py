@@ -226,3 +226,21 @@ def test_a_heic_is_decoded_once_for_its_check_alignment_and_renditions(monkeypat
     Image.open(io.BytesIO(data)).rotate(90, expand=True).save(other, format="PNG")
     images.upright_grey(io.BytesIO(other.getvalue()), 300)
     assert list(images._decoded) == [images._file_digest(io.BytesIO(other.getvalue()))]
+
+
+def test_libvips_chatter_stays_out_of_the_logs():
+    """libvips reports every resize and thread pool at INFO through the "pyvips" logger;
+    with the project's logging at its default level, a rendering logs nothing from it."""
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        assert root.isEnabledFor(logging.INFO), "the project logs INFO by default"
+        render(phone_jpeg(), formats=("jpeg", "webp"))
+    finally:
+        root.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.name.startswith("pyvips")] == []
