@@ -34,16 +34,24 @@ URLS += ["/gallery/?treatment=rf-microneedling&concern=acne-scars"]
 URLS += ["/gallery/?fitzpatrick=2&fitzpatrick=3&sort=sessions", "/gallery/?page=2"]
 URLS += ["/api/cases/?fitzpatrick=5"]
 # Two locations and their practitioners (``clinic_group``): a full page at both sizes.
-URLS += [
-    "/gallery/?location=location-07&location=location-08"
-    + "".join(f"&practitioner=practitioner-{n:03d}" for n in (7, 8, 57, 58, 107, 108, 157, 158))
-]
+PEOPLE = "".join(f"&practitioner=practitioner-{n:03d}" for n in (7, 8, 57, 58, 107, 108, 157, 158))
+URLS += [f"/gallery/?location=location-07&location=location-08{PEOPLE}"]
 # Reported, not part of the target. The newest public case of each database gets this id.
 BENCH_CASE_ID = "benchcase01"
 OTHER_URLS = ["/", "/treatments/microneedling/", f"/gallery/{BENCH_CASE_ID}/", "/sitemap-cases.xml"]
+GENERATIONS: dict[str, Any] = {}  # database name: its publication generation
+Views = dict[str, Callable[[], Any]]  # each URL's view, called with a new request
 SCAN_NODES = {"Index Scan", "Index Only Scan", "Bitmap Index Scan", "Seq Scan"}
-LABELS = ("facet aggregate", "page rows", "photos prefetch", "other")
-PG_SETTINGS = "shared_buffers work_mem jit random_page_cost max_parallel_workers_per_gather".split()
+
+TOKEN = string.ascii_letters + string.digits
+AREAS = "face cheeks forehead neck chest abdomen back arms thighs hands".split()
+AREA_WEIGHTS = [30, 20, 10, 8, 8, 8, 6, 4, 4, 2]
+DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
+SKIN_TYPES = ["normal", "dry", "oily", "combination", "sensitive"]
+# A clinic group: 50 locations in the four rule sets' countries, 200 practitioners.
+LOCATIONS, PRACTITIONERS, COUNTRIES = 50, 200, ["US", "GB", "DE", "AU"]
+HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
+FORMATS = (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg"))
 
 
 def maintenance(url: str, statement: str, name: str) -> None:
@@ -55,24 +63,8 @@ def maintenance(url: str, statement: str, name: str) -> None:
         conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
 
-# ---------------------------------------------------------------------------------------
-# Data: deterministic synthetic rows, bulk_create'd
-
-TOKEN = string.ascii_letters + string.digits
-AREAS = "face cheeks forehead neck chest abdomen back arms thighs hands".split()
-AREA_WEIGHTS = [30, 20, 10, 8, 8, 8, 6, 4, 4, 2]
-DEPTHS = [Decimal(d) for d in ("0.25", "0.50", "0.75", "1.00", "1.50", "2.00", "2.50", "3.00")]
-SKIN_TYPES = ["normal", "dry", "oily", "combination", "sensitive"]
-# A clinic group at both sizes: 50 locations in the four rule sets' countries and 200
-# practitioners, each at one location, every fourth at a second one too.
-LOCATIONS, PRACTITIONERS, COUNTRIES = 50, 200, ["US", "GB", "DE", "AU"]
-HIDDEN_KINDS = ["draft", "withdrawn", "expired", "no_website", "unrendered"]  # each fails public()
-FORMATS = (("avif", "avif"), ("webp", "webp"), ("jpeg", "jpg"))
-
-
 def generate(public: int, hidden: int, form: int, reviewer: int, staff: list) -> dict[Any, list]:
-    """Patient, consent, case, concerns and two photos per case, unsaved, related by object.
-    A fixed seed and draw order: the same sizes give the same cases."""
+    """Unsaved rows related by object; a fixed seed and draw order give the same cases."""
     from django.utils import timezone
 
     from consent.models import Consent, Patient
@@ -80,9 +72,8 @@ def generate(public: int, hidden: int, form: int, reviewer: int, staff: list) ->
 
     treatments = list(Treatment.objects.order_by("slug").values_list("pk", flat=True))
     concerns = list(Concern.objects.order_by("slug").values_list("pk", flat=True))
-    now, rng = timezone.now(), random.Random(20260)
-    rows: dict[Any, list] = {Patient: [], Consent: [], Case: [], Case.concerns.through: []}
-    rows[Photo] = []
+    now, rng, through = timezone.now(), random.Random(20260), Case.concerns.through
+    rows: dict[Any, list] = {Patient: [], Consent: [], Case: [], through: [], Photo: []}
 
     def token(n: int, alphabet: str = TOKEN) -> str:
         return "".join(rng.choices(alphabet, k=n))
@@ -93,53 +84,43 @@ def generate(public: int, hidden: int, form: int, reviewer: int, staff: list) ->
         published = now - timedelta(seconds=rng.randint(3600, 3 * 365 * 86400))
         signed = published - timedelta(days=rng.randint(7, 60))
         expires = now + timedelta(days=rng.randint(30, 3 * 365))
-        withdrawn = None
+        consent = {"patient_is_adult": True}
         if kind == "expired":
             expires = now - timedelta(days=rng.randint(1, 300))
             signed = min(signed, expires - timedelta(days=30))
         if kind == "withdrawn":
             withdrawn = now - timedelta(days=rng.randint(0, 20))
             signed = min(signed, withdrawn - timedelta(days=1))
-        deidentified = rng.random() < 0.2
-        name = f"Synthetic patient {i}"
-        patient = Patient(reference=f"SCALE-{i:07d}", full_name=name)
-        consent = {"form_id": form, "signed_at": signed, "allow_website": kind != "no_website"}
-        consent["allow_education"] = rng.random() < 0.5
+            consent |= {"withdrawn_at": withdrawn, "withdrawal_channel": "staff"}
+        deidentified, name = rng.random() < 0.2, f"Synthetic patient {i}"
+        consent |= {"allow_website": kind != "no_website", "allow_education": rng.random() < 0.5}
         # De-identified cases only need a consent to de-identified photos.
         consent["identifiable"] = not deidentified or rng.random() < 0.5
-        consent |= {"signed_by_name": name, "patient_is_adult": True, "expires_at": expires}
-        consent |= {"recorded_at": signed, "withdrawn_at": withdrawn}
-        consent["withdrawal_channel"] = "staff" if withdrawn else ""
-        consent = Consent(patient=patient, **consent)
-        draft = kind == "draft"
-        treatment = rng.choice(treatments)
-        practitioner, location = rng.choice(staff)
-        case = {"public_id": token(10), "treatment_id": treatment, "patient": patient}
-        case |= {"body_area": rng.choices(AREAS, AREA_WEIGHTS)[0], "fitzpatrick": rng.randint(1, 6)}
-        case |= {
-            "consent": consent,
-            "deidentified": deidentified,
-            "skin_type": rng.choice(SKIN_TYPES),
-        }
+        consent |= {"signed_at": signed, "recorded_at": signed, "expires_at": expires}
+        patient = Patient(reference=f"SCALE-{i:07d}", full_name=name)
+        consent = Consent(patient=patient, form_id=form, signed_by_name=name, **consent)
+        treatment, (practitioner, location) = rng.choice(treatments), rng.choice(staff)
+        case = {"public_id": token(10), "body_area": rng.choices(AREAS, AREA_WEIGHTS)[0]}
+        case |= {"fitzpatrick": rng.randint(1, 6), "skin_type": rng.choice(SKIN_TYPES)}
         case |= {"needle_depth_mm": rng.choice(DEPTHS), "session_count": rng.randint(1, 8)}
         case["session_interval_weeks"] = rng.choice([4, 4, 6])
         case["weeks_after_last_session"] = 4 + rng.choice([0, 2, 4, 8, 12])
+        case |= {"sensitive": rng.random() < 0.03, "deidentified": deidentified}
         case |= {"practitioner_id": practitioner, "location_id": location}
+        case |= {"treatment_id": treatment, "created_by_id": reviewer}
+        case["created_at"] = signed + timedelta(days=1)
         case["device"] = "Synthetic pen" if treatment == treatments[0] else "RF"
         case["aftercare_notes"] = "Gentle cleanser, moisturiser and SPF 50 for two weeks."
         case["side_effects_notes"] = "Redness for two days after each session."
-        case |= {"sensitive": rng.random() < 0.03, "created_by_id": reviewer}
-        case |= {"status": "draft" if draft else "published"}
-        case["reviewed_by_id"] = None if draft else reviewer
-        case["published_at"] = None if draft else published
-        case = Case(**case, created_at=signed + timedelta(days=1))
+        if kind != "draft":  # a draft keeps the model's defaults: no reviewer, no date
+            case |= {"status": "published", "reviewed_by_id": reviewer, "published_at": published}
+        case = Case(patient=patient, consent=consent, **case)
         rows[Patient].append(patient)
         rows[Consent].append(consent)
         rows[Case].append(case)
         # One concern, a second for a third of the cases (as the demo seed does).
         for concern in rng.sample(concerns, 2 if rng.random() < 1 / 3 else 1):
-            rows[Case.concerns.through].append(Case.concerns.through(case=case, concern_id=concern))
-        rendered = kind != "unrendered"
+            rows[through].append(through(case=case, concern_id=concern))
         for role in ("before", "after"):
             key = token(22)
             renditions = [
@@ -148,21 +129,19 @@ def generate(public: int, hidden: int, form: int, reviewer: int, staff: list) ->
                 for w in (480, 960, 1600)
                 for fmt, ext in FORMATS
             ]
-            photo = {"case": case, "role": role, "view": "front"}
-            photo |= {"original": f"originals/{token(32)}", "original_format": "jpeg"}
-            photo |= {"sha256": token(64, "0123456789abcdef"), "width": 4000, "height": 3000}
-            photo |= {"renditions": renditions if rendered else [], "taken_at": signed}
-            photo |= {"rendered_at": published if rendered else None, "created_at": signed}
+            photo = {"original": f"originals/{token(32)}", "sha256": token(64, "0123456789abcdef")}
             # Only a publicly visible case has copies in public storage.
             photo["public_key"] = token(22) if kind == "public" else ""
-            rows[Photo].append(Photo(**photo))
+            if kind != "unrendered":
+                photo |= {"renditions": renditions, "rendered_at": published}
+            photo |= {"role": role, "view": "front", "taken_at": signed, "created_at": signed}
+            photo |= {"original_format": "jpeg", "width": 4000, "height": 3000}
+            rows[Photo].append(Photo(case=case, **photo))
     return rows
 
 
 def clinic_group() -> list[tuple[int, int]]:
-    """The locations and practitioners; (practitioner id, location id) for each place a
-    practitioner works. Practitioner n works at location n mod 50 (practitioner-007,
-    -057, -107 and -157 at location-07, as the filtered URL asks)."""
+    """(practitioner id, location id) per workplace: practitioner n at location n mod 50."""
     from gallery.models import Location, Practitioner
 
     Location.objects.all().delete()  # the migration's first location: no case uses it
@@ -183,15 +162,38 @@ def clinic_group() -> list[tuple[int, int]]:
     for n, person in enumerate(people):
         for shift in (0, 7) if n % 4 == 0 else (0,):
             staff.append((person.pk, locations[(n + shift) % LOCATIONS].pk))
-    Practitioner.locations.through.objects.bulk_create(
-        Practitioner.locations.through(practitioner_id=p, location_id=loc) for p, loc in staff
-    )
+    through = Practitioner.locations.through
+    through.objects.bulk_create(through(practitioner_id=p, location_id=loc) for p, loc in staff)
     return staff
 
 
-def fill(db: Database, public: int) -> None:
-    """Migrate one database, bulk_create the cases, and do what the app does after cases
-    change (``gallery/listing.py``), timed."""
+@dataclass
+class Result:
+    times_ms: list[float] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)  # the queries of one request
+    check: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_ms)
+
+
+def use(name: str) -> None:
+    """Point the connection (opened here, untimed) and the cache's generation at a database."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from gallery.cache import GENERATION_KEY
+
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    if name in GENERATIONS:
+        cache.set(GENERATION_KEY, GENERATIONS[name], None)
+    connection.ensure_connection()
+
+
+def fill(name: str, public: int) -> None:
+    """Migrate, bulk_create the cases, then list them as the app does, timed."""
     from django.contrib.auth.models import User
     from django.core.cache import cache
     from django.core.management import call_command
@@ -202,7 +204,7 @@ def fill(db: Database, public: int) -> None:
     from gallery.listing import sync_listing
     from gallery.models import Case
 
-    use(db)
+    use(name)
     call_command("migrate", verbosity=0, interactive=False)
     reviewer = User.objects.create_user("scale-reviewer", is_staff=True)
     staff = clinic_group()
@@ -213,12 +215,10 @@ def fill(db: Database, public: int) -> None:
         for model, objs in rows.items():
             model.objects.bulk_create(objs, batch_size=5000)
     with connection.cursor() as cursor:
-        # VACUUM too: a freshly loaded table has no visibility map, so an Index Only Scan
-        # would visit the heap for every row; autovacuum would have set it.
+        # VACUUM too: with no visibility map yet, an Index Only Scan would read the heap.
         cursor.execute(f"VACUUM (ANALYZE) {', '.join(m._meta.db_table for m in rows)}")
-    got = Case.objects.public().count()
-    took = time.perf_counter() - t0
-    print(f"{db.label}: {public + hidden:,} cases, {got:,} public, loaded in {took:.1f} s")
+    got, took = Case.objects.public().count(), f"{time.perf_counter() - t0:.1f} s"
+    print(f"{public:,} public cases: {public + hidden:,} cases, {got:,} public, loaded in {took}")
     if got != public:
         raise SystemExit(f"expected {public} public cases, public() counts {got}")
     t0 = time.perf_counter()
@@ -232,54 +232,10 @@ def fill(db: Database, public: int) -> None:
     print(f"listing: {changed:,} rows marked in {listing_s:.1f} s", flush=True)
     newest = Case.objects.public().order_by("-published_at").values("pk")[:1]
     Case.objects.filter(pk__in=newest).update(public_id=BENCH_CASE_ID)
-    db.generation = cache.get(GENERATION_KEY)
+    GENERATIONS[name] = cache.get(GENERATION_KEY)
 
 
-# ---------------------------------------------------------------------------------------
-# Requests
-
-
-@dataclass
-class Database:
-    """One scratch database, with the page cache's publication generation for it."""
-
-    label: str
-    name: str
-    generation: Any = None
-
-
-@dataclass
-class Result:
-    times_ms: list[float] = field(default_factory=list)
-    query_ms: list[dict[str, float]] = field(default_factory=list)  # per request, by kind
-    cpu_ms: list[float] = field(default_factory=list)  # this process: barely moved by load
-    queries: int = 0
-    sql: list[str] = field(default_factory=list)
-    check: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times_ms)
-
-    def median_of(self, label: str) -> float:
-        return statistics.median(q.get(label, 0.0) for q in self.query_ms)
-
-
-def label_query(sql_text: str) -> str:
-    from gallery.models import Case, Photo
-
-    case, photo = Case._meta.db_table, Photo._meta.db_table
-    if sql_text.startswith("SELECT") and "FILTER (WHERE" in sql_text and "COUNT(" in sql_text:
-        return "facet aggregate"
-    if sql_text.startswith(f'SELECT "{photo}".'):
-        return "photos prefetch"
-    # DISTINCT: django-filter's MultipleChoiceFilter adds it.
-    if sql_text.startswith((f'SELECT "{case}".', f'SELECT DISTINCT "{case}".')):
-        return "page rows"
-    return "other"
-
-
-def targets() -> dict[str, Callable[[], Any]]:
+def targets() -> Views:
     """Each URL's view beneath its decorators, called with a new anonymous request."""
     from django.contrib.auth.models import AnonymousUser
     from django.test import RequestFactory
@@ -301,88 +257,43 @@ def targets() -> dict[str, Callable[[], Any]]:
     return found
 
 
-def use(db: Database) -> None:
-    """Point the connection and the cache's publication generation at one database; the
-    new connection is opened here, untimed."""
-    from django.core.cache import cache
-    from django.db import connection
+def timed(view: Callable[[], Any], fresh: bool = False) -> float:
+    """One request's wall time, ms; fresh: the first after a change to what is public."""
+    from gallery.cache import new_generation
 
-    from gallery.cache import GENERATION_KEY
-
-    connection.close()
-    connection.settings_dict["NAME"] = db.name
-    if db.generation is not None:
-        cache.set(GENERATION_KEY, db.generation, None)
-    connection.ensure_connection()
+    if fresh:
+        new_generation()
+    t0 = time.perf_counter()
+    view()
+    return (time.perf_counter() - t0) * 1000
 
 
-def timed(view: Callable[[], Any], result: Result) -> None:
-    """One request, with the wall time of each kind of query (round trip included)."""
-    from django.db import connection
-
-    spent: dict[str, float] = {}
-
-    def timer(execute: Callable[..., Any], sql: str, *args: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return execute(sql, *args)
-        finally:
-            ms = (time.perf_counter() - t0) * 1000
-            spent[label_query(sql)] = spent.get(label_query(sql), 0.0) + ms
-
-    with connection.execute_wrapper(timer):
-        c0, t0 = time.process_time(), time.perf_counter()
-        view()
-        result.times_ms.append((time.perf_counter() - t0) * 1000)
-        result.cpu_ms.append((time.process_time() - c0) * 1000)
-    result.query_ms.append(spent)
-
-
-def measure(
-    views: dict[str, Callable[[], Any]], dbs: list[Database], requests: int, warmup: int
-) -> list[dict[str, Result]]:
-    """Round by round, both sizes in alternating order, URL order rotated; then one more
-    request per URL counts the queries and keeps their SQL."""
+def measure(views: Views, names: list[str], requests: int, warmup: int) -> list[dict[str, Result]]:
+    """Interleaved rounds, then one more request per URL: its queries and page check."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    results = [{path: Result() for path in views} for _ in dbs]
+    results = [{path: Result() for path in views} for _ in names]
     paths = list(views)
-    for db in dbs:
-        use(db)
+    for name in names:
+        use(name)
         for _ in range(warmup):  # connection, template and plan caches, shared buffers
             for view in views.values():
                 view()
     for n in range(requests):
         for i in (1, 0) if n % 2 else (0, 1):
-            use(dbs[i])
+            use(names[i])
             views[paths[0]]()  # untimed: the fresh connection's first query
             for path in paths[n % len(paths) :] + paths[: n % len(paths)]:
-                timed(views[path], results[i][path])
-    for i, db in enumerate(dbs):
-        use(db)
+                results[i][path].times_ms.append(timed(views[path]))
+    for i, name in enumerate(names):
+        use(name)
         for path, view in views.items():
             with CaptureQueriesContext(connection) as captured:
                 response = view()
-            r = results[i][path]
-            r.sql = [q["sql"] for q in captured.captured_queries]
-            r.queries, r.check = len(r.sql), page_check(path, response)
+            results[i][path].sql = [q["sql"] for q in captured.captured_queries]
+            results[i][path].check = page_check(path, response)
     return results
-
-
-def first_after_change(views: dict[str, Callable[[], Any]], db: Database, times: int) -> dict:
-    """The first list request after a change to what is public: a new publication
-    generation before each request, so the facet counts are taken afresh."""
-    from gallery.cache import new_generation
-
-    use(db)
-    found = {path: Result() for path in URLS}
-    for path, result in found.items():
-        for _ in range(times):
-            new_generation()
-            timed(views[path], result)
-    use(db)  # back to the database's own generation
-    return {path: result.median for path, result in found.items()}
 
 
 def page_check(path: str, response: Any) -> str:
@@ -398,15 +309,24 @@ def page_check(path: str, response: Any) -> str:
 
 
 def explain(sql_text: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of one captured query: its time and how it reads."""
+    """A list or photo query's EXPLAIN (ANALYZE, BUFFERS): time and scans; "" for others."""
     from django.db import connection
 
-    from gallery.models import Case
+    from gallery.models import Case, Photo
 
+    case, photo = Case._meta.db_table, Photo._meta.db_table
+    if sql_text.startswith("SELECT") and "FILTER (WHERE" in sql_text and "COUNT(" in sql_text:
+        label = "facet aggregate"
+    elif sql_text.startswith(f'SELECT "{photo}".'):
+        label = "photos prefetch"
+    # DISTINCT: django-filter's MultipleChoiceFilter adds it.
+    elif sql_text.startswith((f'SELECT "{case}".', f'SELECT DISTINCT "{case}".')):
+        label = "page rows"
+    else:
+        return ""
     with connection.cursor() as cursor:  # parameters are inlined in the captured SQL
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql_text}")
-        data = cursor.fetchone()[0]
-    doc = (data if isinstance(data, list) else json.loads(data))[0]
+        doc = cursor.fetchone()[0][0]  # psycopg reads the json into a list
     scans, nodes = [], [doc["Plan"]]
     while nodes:
         node = nodes.pop()
@@ -415,56 +335,10 @@ def explain(sql_text: str) -> str:
             where = f"{node.get('Index Name', '')} on {node.get('Relation Name', '?')}".strip()
             rows = f"{node.get('Actual Rows', 0)} rows x {node.get('Actual Loops', 0)}"
             scans.append(f"{node['Node Type']} {where} ({rows})")
-    seq = any(s.startswith(f"Seq Scan on {Case._meta.db_table} ") for s in scans)
+    seq = any(s.startswith(f"Seq Scan on {case} ") for s in scans)
     ms = f"execution {doc['Execution Time']:.1f} ms, planning {doc['Planning Time']:.1f} ms"
     verdict = "Seq Scan of the cases" if seq else "cases through an index"
-    return f"{ms}; {verdict}\n      scans: {'; '.join(scans)}"
-
-
-# ---------------------------------------------------------------------------------------
-# Main
-
-
-def compare(path: str, a: Result, b: Result) -> list[str]:
-    """A row of the comparison: medians at both sizes, their ratio, the query counts."""
-    medians = [f"{a.median:.1f}", f"{b.median:.1f}", f"{b.median / a.median:.2f}x"]
-    return [path, *medians, f"{a.queries}/{b.queries}"]
-
-
-def report(small: dict[str, Result], large: dict[str, Result], args: argparse.Namespace) -> bool:
-    head = ["URL", "request", "facets", "rows", "photos", "other", "rest (Python)", "Python CPU"]
-    for size, results in ((args.small, small), (args.large, large)):
-        print(f"\nWhere the time goes at {size:,} (medians, ms):")
-        rows = []
-        for path, r in results.items():
-            pairs = zip(r.times_ms, r.query_ms, strict=True)
-            rest = statistics.median(t - sum(q.values()) for t, q in pairs)
-            parts = [r.median, *(r.median_of(x) for x in LABELS), rest, statistics.median(r.cpu_ms)]
-            rows.append([path, *(f"{x:.1f}" for x in parts)])
-        app.print_table(rows, head)
-    print(
-        "  facets/rows/photos/other: wall time of each kind of query in the timed requests; rest: "
-        "the request\n  minus its queries (ORM, view, template); Python CPU: this process's "
-        "CPU per request."
-    )
-    head = ["URL", f"ms @{args.small:,}", f"ms @{args.large:,}", "ratio", "queries"]
-    print("\nOther public pages, uncached (reported, not part of the target):")
-    app.print_table([compare(p, small[p], large[p]) for p in OTHER_URLS], head)
-    rows, ok_all = [], True
-    for p in URLS:
-        ok = large[p].median / small[p].median <= TARGET_RATIO
-        ok &= small[p].queries == large[p].queries
-        ok_all &= ok
-        rows.append([*compare(p, small[p], large[p]), "PASS" if ok else "FAIL"])
-    sum_a, sum_b = sum(small[p].median for p in URLS), sum(large[p].median for p in URLS)
-    overall = [f"{sum_a:.1f}", f"{sum_b:.1f}", f"{sum_b / sum_a:.2f}x", ""]
-    rows.append(["overall (sum of medians)", *overall, "PASS" if ok_all else "FAIL"])
-    print(
-        f"\nGallery list, uncached, median of {args.requests} requests per URL: {args.small:,} vs "
-        f"{args.large:,} public cases (target <= {TARGET_RATIO}x, same queries):"
-    )
-    app.print_table(rows, [*head, "result"])
-    return ok_all
+    return f"{label}: {ms}; {verdict}; scans: {'; '.join(scans)}"
 
 
 def run(args: argparse.Namespace, names: list[str]) -> int:
@@ -476,43 +350,50 @@ def run(args: argparse.Namespace, names: list[str]) -> int:
 
     from gallery.models import reference_data
 
-    sizes = zip((args.small, args.large), names, strict=True)
-    dbs = [Database(f"{n:,} public cases", name) for n, name in sizes]
-    t0 = time.perf_counter()
     call_command("collectstatic", verbosity=0, interactive=False)  # the manifest {% static %} needs
-    fill(dbs[0], args.small)
     with connection.cursor() as cursor:  # what the plans depend on
         cursor.execute("SELECT version()")
         print(cursor.fetchone()[0])
-        for name in PG_SETTINGS:
-            cursor.execute("SELECT current_setting(%s)", [name])
-            print(f"  {name}={cursor.fetchone()[0]}", end="")
-        print()
-    fill(dbs[1], args.large)
-    print(f"both databases ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    for name, public in zip(names, (args.small, args.large), strict=True):
+        fill(name, public)
     reference_data()  # warm: every request reads it, at any size
-    t0 = time.perf_counter()
-    small, large = measure(targets(), dbs, args.requests, args.warmup)
-    one, five, _ = os.getloadavg()
-    print(
-        f"measured both, interleaved, in {time.perf_counter() - t0:.0f} s; load average "
-        f"{one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
-    )
-    for db, results in zip(dbs, (small, large), strict=True):
-        for path, r in results.items():
-            print(f"  {db.label}: {path}: {r.check}")
+    views, t0 = targets(), time.perf_counter()
+    small, large = measure(views, names, args.requests, args.warmup)
+    print(f"measured in {time.perf_counter() - t0:.0f} s; load average {app.loadavg()}")
+    for path, r in small.items():
+        print(f"  {path}: {r.check} (at {args.small:,}) | {large[path].check} (at {args.large:,})")
     print(f"\nIndex use at {args.large:,} (EXPLAIN (ANALYZE, BUFFERS) of each captured query):")
-    use(dbs[1])
+    use(names[1])
     for path, r in large.items():
-        for q in r.sql:
-            if label_query(q) != "other":
-                print(f"  {path} | {label_query(q)}: {explain(q)}")
-    ok = report(small, large, args)
-    firsts = [first_after_change(targets(), db, 3) for db in dbs]
+        for line in filter(None, map(explain, r.sql)):
+            print(f"  {path} | {line}")
+    head = ["URL", f"ms @{args.small:,}", f"ms @{args.large:,}", "ratio", "queries"]
+    compared = {}
+    for p in URLS + OTHER_URLS:
+        a, b = small[p], large[p]
+        medians = [f"{a.median:.1f}", f"{b.median:.1f}", f"{b.median / a.median:.2f}x"]
+        ok = b.median / a.median <= TARGET_RATIO and len(a.sql) == len(b.sql)
+        compared[p] = [p, *medians, f"{len(a.sql)}/{len(b.sql)}", "PASS" if ok else "FAIL"]
+    print("\nOther public pages, uncached (reported, not part of the target):")
+    app.print_table([compared[p][:-1] for p in OTHER_URLS], head)
+    ok_all = all(compared[p][-1] == "PASS" for p in URLS)
+    sum_a, sum_b = sum(small[p].median for p in URLS), sum(large[p].median for p in URLS)
+    overall = [f"{sum_a:.1f}", f"{sum_b:.1f}", f"{sum_b / sum_a:.2f}x", ""]
+    print(
+        f"\nGallery list, uncached, median of {args.requests} requests per URL: {args.small:,} vs "
+        f"{args.large:,} public cases (target <= {TARGET_RATIO}x, same queries):"
+    )
+    overall_row = ["overall (sum of medians)", *overall, "PASS" if ok_all else "FAIL"]
+    app.print_table([*(compared[p] for p in URLS), overall_row], [*head, "result"])
+    firsts = []
+    for name in names:
+        use(name)
+        firsts.append({p: [timed(views[p], fresh=True) for _ in range(3)] for p in URLS})
     print("\nFirst request after a change (facet counts taken afresh; median of 3, ms):")
-    rows = [[p, f"{firsts[0][p]:.0f}", f"{firsts[1][p]:.0f}"] for p in URLS]
+    rows = [[p, *(f"{statistics.median(first[p]):.0f}" for first in firsts)] for p in URLS]
     app.print_table(rows, ["URL", f"@{args.small:,}", f"@{args.large:,}"])
-    return 1 if args.strict and not ok else 0
+    connection.close()  # DROP ... WITH (FORCE) ends it after a crash
+    return 1 if args.strict and not ok_all else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -547,10 +428,6 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(app.ROOT))
             return run(args, names)
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
         for each in names:
             try:  # FORCE: a connection left open by a crash must not keep the data on disk
                 maintenance(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", each)
