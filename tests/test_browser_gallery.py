@@ -112,3 +112,20 @@ def test_axe_finds_no_accessibility_violations(live_server, new_page, cases, pat
         },
     )
     assert results.violations_count == 0, results.generate_report()
+
+
+@pytest.mark.parametrize("path", ["/gallery/", "/gallery/?page=3"])
+def test_axe_finds_no_violations_on_the_first_and_last_page(
+    live_server, new_page, cases, path, monkeypatch
+):
+    """One case a page: the first page's Previous and the last page's Next are inactive, and
+    still readable (they were in the border colour)."""
+    from gallery import views
+
+    monkeypatch.setattr(views, "PER_PAGE", 1)
+    page = new_page(PHONE)
+    page.goto(f"{live_server.url}{path}")
+    assert page.locator("nav.pages span.step").count() == 1
+    tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": tags}})
+    assert results.violations_count == 0, results.generate_report()
