@@ -315,8 +315,8 @@ def explain(sql_text: str) -> str:
     from gallery.models import Case, Photo
 
     case, photo = Case._meta.db_table, Photo._meta.db_table
-    if sql_text.startswith("SELECT") and "FILTER (WHERE" in sql_text and "COUNT(" in sql_text:
-        label = "facet aggregate"
+    if " UNION ALL " in sql_text:  # the facet counts: a GROUP BY per filter
+        label = "facet counts"
     elif sql_text.startswith(f'SELECT "{photo}".'):
         label = "photos prefetch"
     # DISTINCT: django-filter's MultipleChoiceFilter adds it.

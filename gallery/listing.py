@@ -15,9 +15,9 @@ The listing — ``Case.listed_until``
     out of the list for a while, but it can never show one the rule refuses.
 
 The facet counts
-    ``CaseFilter.facets`` counts the listed cases in one aggregate that the listing's partial
-    index serves, and keeps the result in the cache for the publication generation and the
-    filter set (``gallery/cache.py``: any change to what is public starts a new generation,
+    ``CaseFilter.facets`` counts the listed cases in one statement (a GROUP BY per filter,
+    joined by UNION ALL), and keeps the result in the cache for the publication generation
+    and the filter set (``gallery/cache.py``: any change to what is public starts a new generation,
     and so does the next consent expiry). A stale listing can make a count too high until
     ``sync_publication`` corrects it; it can never put a case on a page.
 """
