@@ -373,6 +373,15 @@ class PhotoUploadForm(forms.Form):
     view = forms.ChoiceField(choices=Photo.View.choices)
 
 
+def _float_from(low: float, high: float, message: str) -> forms.FloatField:
+    """A required number from ``low`` to ``high``; a missing, invalid or out-of-range value
+    gets the one ``message``."""
+    keys = ("required", "invalid", "min_value", "max_value")
+    return forms.FloatField(
+        min_value=low, max_value=high, error_messages=dict.fromkeys(keys, message)
+    )
+
+
 class CropForm(forms.Form):
     """Zoom, centre and turn of one photo's crop; the shape is the pair's common aspect.
 
@@ -381,29 +390,9 @@ class CropForm(forms.Form):
     the cleaned ``rotation`` (as ``Photo.rotation``) is its opposite; None, when no turn
     was sent, keeps the photo's own. ``limit`` is ``publication.rotation_limit``."""
 
-    zoom = forms.FloatField(
-        min_value=1.0,
-        max_value=4.0,
-        error_messages=dict.fromkeys(
-            ("required", "invalid", "min_value", "max_value"), "the zoom must be from 1 to 4"
-        ),
-    )
-    centre_x = forms.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        error_messages=dict.fromkeys(
-            ("required", "invalid", "min_value", "max_value"),
-            "the centre must be inside the photo (0 to 1 across)",
-        ),
-    )
-    centre_y = forms.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        error_messages=dict.fromkeys(
-            ("required", "invalid", "min_value", "max_value"),
-            "the centre must be inside the photo (0 to 1 down)",
-        ),
-    )
+    zoom = _float_from(1.0, 4.0, "the zoom must be from 1 to 4")
+    centre_x = _float_from(0.0, 1.0, "the centre must be inside the photo (0 to 1 across)")
+    centre_y = _float_from(0.0, 1.0, "the centre must be inside the photo (0 to 1 down)")
     turn = forms.FloatField(required=False)
 
     def __init__(self, *args, limit: float, **kwargs):
